@@ -1,0 +1,57 @@
+"""The `aftercart` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="aftercart: post-purchase operations for Shopify on Prefect 3.", no_args_is_help=True)
+policy_app = typer.Typer(help="Check and inspect policy files.", no_args_is_help=True)
+db_app = typer.Typer(help="The operational store.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+app.add_typer(db_app, name="db")
+
+
+def _out() -> Console:
+    return Console(highlight=False)
+
+
+@policy_app.command("check")
+def policy_check(
+    file: Optional[Path] = typer.Argument(None, help="policy file (default: AFTERCART_POLICY or the default policy)"),
+) -> None:
+    """Validate a policy file and print a readable summary; exit 2 with the key path when it is wrong."""
+    from config.policy_loader import PolicyError, load_policy
+    from config.settings import load_settings
+
+    out = _out()
+    path = file or load_settings().policy
+    try:
+        policy = load_policy(path)
+    except PolicyError as exc:
+        out.print(f"[bold red]policy rejected[/]: {exc.source}")
+        for p in exc.problems:
+            out.print(f"  [red]✗[/] {p.path or '(top level)'}: {p.reason}")
+        raise typer.Exit(2)
+    from aftercart.summary import policy_summary
+
+    policy_summary(out, policy, str(path or "config/policies/default.toml"))
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply the store's schema migrations (aftercart up does this too)."""
+    from config.settings import load_settings
+    from tasks.db.engine import migrate
+
+    url = load_settings().resolved_database_url()
+    migrate(url)
+    _out().print(f"store migrated: {url}")
+
+
+def main() -> None:  # pragma: no cover
+    app()

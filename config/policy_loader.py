@@ -1,0 +1,101 @@
+"""Load a policy file: TOML -> merged overrides -> strict validation, with readable errors."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from domain.policy import Policy
+
+DEFAULT_POLICY_PATH = Path(__file__).parent / "policies" / "default.toml"
+
+
+@dataclass(frozen=True)
+class PolicyProblem:
+    path: str  # dotted key path, e.g. "order_edit.tiers.low[2]"
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path or '(top level)'}: {self.reason}"
+
+
+class PolicyError(Exception):
+    def __init__(self, source: str, problems: list[PolicyProblem]):
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(map(str, problems)))
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif str(part).startswith(("function-", "tagged-union", "literal[")):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _reason(err: dict[str, Any]) -> str:
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    if err["type"] not in ("extra_forbidden", "missing") and "input" in err and not isinstance(err["input"], dict):
+        msg += f" (got {err['input']!r})"
+    return msg
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge `override` onto `base`: tables merge key by key, anything else replaces."""
+    out = dict(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def validate_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        problems = [PolicyProblem(_key_path(e["loc"]), _reason(e)) for e in exc.errors()]
+        raise PolicyError(source, problems) from None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError(str(path), [PolicyProblem("", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(str(path), [PolicyProblem("", f"cannot read file: {exc}")]) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(str(path), [PolicyProblem("", f"not valid TOML: {exc}")]) from None
+
+
+def load_policy(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Policy:
+    """Load `path` (default: the shipped default policy), merge `overrides`, validate.
+
+    A merchant's file is complete on its own or a partial file: it is merged onto the default
+    policy, so a file holding only `[order_edit] window_minutes = 30` is a valid policy.
+    """
+    data = read_toml(DEFAULT_POLICY_PATH)
+    source = str(DEFAULT_POLICY_PATH)
+    if path is not None and Path(path).resolve() != DEFAULT_POLICY_PATH.resolve():
+        data = merge(data, read_toml(Path(path)))
+        source = str(path)
+    if overrides:
+        data = merge(data, overrides)
+    return validate_policy(data, source)

@@ -1,0 +1,55 @@
+"""Runtime settings from `AFTERCART_*` environment variables (and an optional `.env`).
+
+Read only through `load_settings()`; nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AFTERCART_", env_file=".env", extra="ignore", frozen=True)
+
+    data_dir: Path = Path(".aftercart")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite:///<data_dir>/aftercart.db"
+    )
+    policy: Path | None = Field(default=None, description="policy file; default config/policies/default.toml")
+
+    # Shopify (the sandbox by default)
+    shop_domain: str = "sandbox.myshopify.com"
+    shopify_admin_url: str | None = Field(
+        default=None, description="GraphQL endpoint; default the sandbox's /admin/api/<version>/graphql.json"
+    )
+    shopify_api_version: str = "2026-10"
+    shopify_access_token: SecretStr = SecretStr("sandbox-token")
+    webhook_secret: SecretStr = SecretStr("sandbox-webhook-secret")
+
+    # Local services started by `aftercart up`
+    host: str = "127.0.0.1"
+    sandbox_port: int = 8710
+    intake_port: int = 8711
+    prefect_port: int = 4200
+    intake_max_body_bytes: int = 1024 * 1024
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'aftercart.db').resolve()}"
+
+    def sandbox_url(self) -> str:
+        return f"http://{self.host}:{self.sandbox_port}"
+
+    def intake_url(self) -> str:
+        return f"http://{self.host}:{self.intake_port}"
+
+    def graphql_url(self) -> str:
+        return self.shopify_admin_url or f"{self.sandbox_url()}/admin/api/{self.shopify_api_version}/graphql.json"
+
+
+def load_settings(**overrides) -> Settings:
+    return Settings(**overrides)

@@ -1,0 +1,149 @@
+"""Webhook intake: Shopify deliveries in, raw rows persisted, Prefect events out.
+
+Order of work per delivery, each step refusing early and cheaply:
+size (413, before any HMAC work) -> signature (401, nothing stored) -> parse (400, stored as
+rejected) -> topic (unknown: stored as ignored) -> inbox row (duplicate webhook id: 200, no
+new work) -> order snapshot (an older payload never moves the order back) -> event.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from domain.orders import KNOWN_TOPICS, ORDER_TOPICS, event_name, order_facts
+from intake.hmac_sign import verify
+from tasks.db import store
+
+log = logging.getLogger("aftercart.intake")
+
+Emit = Callable[[str, dict[str, str], dict[str, Any]], None]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise _TooLarge
+        except ValueError:
+            pass
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def prefect_emitter() -> Emit:
+    """Emit through Prefect's events client (a background worker; never blocks the reply)."""
+    from prefect.events import emit_event
+
+    def emit(event: str, resource: dict[str, str], payload: dict[str, Any]) -> None:
+        emit_event(event=event, resource=resource, payload=payload)
+
+    return emit
+
+
+class Debouncer:
+    """At most one `aftercart.inbox.pending` event per interval: one drain run serves a burst."""
+
+    def __init__(self, interval: float = 1.0):
+        self.interval, self._last, self._lock = interval, 0.0, threading.Lock()
+
+    def due(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last >= self.interval:
+                self._last = now
+                return True
+            return False
+
+
+def create_app(database_url: str, webhook_secret: str, emit: Emit | None, max_body: int = 1024 * 1024,
+               pending_interval: float = 1.0) -> Starlette:
+    debounce = Debouncer(pending_interval)
+
+    def _persist(headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        shop = headers.get("x-shopify-shop-domain", "")
+        topic = headers.get("x-shopify-topic", "")
+        webhook_id = headers.get("x-shopify-webhook-id", "")
+        common = dict(
+            shop=shop, webhook_id=webhook_id, topic=topic, event_id=headers.get("x-shopify-event-id"),
+            api_version=headers.get("x-shopify-api-version"), triggered_at=headers.get("x-shopify-triggered-at"),
+            body=body.decode("utf-8", errors="replace"),
+        )
+        if not shop or not topic or not webhook_id:
+            return 400, {"error": "missing X-Shopify-Shop-Domain, X-Shopify-Topic or X-Shopify-Webhook-Id"}
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            store.add_delivery(database_url, status="rejected", error=f"malformed JSON: {exc}", **common)
+            return 400, {"error": "malformed JSON body"}
+        if topic not in KNOWN_TOPICS:
+            res = store.add_delivery(database_url, status="ignored", error="unknown topic", **common)
+            return 200, {"status": "ignored", "duplicate": res.duplicate}
+        facts = order_facts(payload) if topic in ORDER_TOPICS else None
+        if topic in ORDER_TOPICS and facts is None:
+            store.add_delivery(database_url, status="rejected", error="not an order payload (id, updated_at)", **common)
+            return 400, {"error": "order payload needs a numeric id and an ISO 8601 updated_at with offset"}
+        order_id = facts.id if facts else _order_id_of(payload)
+        res = store.add_delivery(database_url, status="accepted", order_id=order_id, **common)
+        if res.duplicate:
+            return 200, {"status": "duplicate", "id": res.id}
+        if facts is not None:
+            verdict = store.upsert_order(database_url, shop, facts, payload)
+            if verdict != "apply":
+                store.set_delivery_status(database_url, res.id, "stale" if verdict == "stale" else "processed",
+                                          error=f"{verdict}: stored order is as new or newer")
+                return 200, {"status": verdict, "id": res.id}
+        if emit is not None:
+            resource = {"prefect.resource.id": f"shopify.order.{order_id}" if order_id else f"shopify.shop.{shop}",
+                        "shopify.shop": shop, "shopify.topic": topic}
+            try:
+                emit(event_name(topic), resource, {"inbox_id": res.id, "webhook_id": webhook_id})
+                if debounce.due():
+                    emit("aftercart.inbox.pending", {"prefect.resource.id": f"aftercart.inbox.{shop}"}, {})
+            except Exception:  # the row is stored; the drain schedule and reconciliation pick it up
+                log.exception("could not emit the event for delivery %s", res.id)
+        return 200, {"status": "accepted", "id": res.id}
+
+    async def webhook(request: Request) -> JSONResponse:
+        try:
+            body = await _read_capped(request, max_body)
+        except _TooLarge:
+            return JSONResponse({"error": f"body over {max_body} bytes"}, status_code=413)
+        if not verify(webhook_secret, body, request.headers.get("x-shopify-hmac-sha256")):
+            return JSONResponse({"error": "missing or invalid X-Shopify-Hmac-Sha256"}, status_code=401)
+        status, answer = await run_in_threadpool(_persist, dict(request.headers), body)
+        return JSONResponse(answer, status_code=status)
+
+    async def health(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(routes=[
+        Route("/webhooks/shopify", webhook, methods=["POST"]),
+        Route("/health", health, methods=["GET"]),
+    ])
+
+
+def _order_id_of(payload: Any) -> int | None:
+    if not isinstance(payload, dict):
+        return None
+    oid = payload.get("order_id")
+    return oid if isinstance(oid, int) and not isinstance(oid, bool) else None

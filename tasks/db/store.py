@@ -1,0 +1,223 @@
+"""Operations on the operational store. Plain functions taking a database URL: no Prefect here."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy import update
+from sqlmodel import select
+
+from domain.orders import OrderFacts, compare_snapshot
+from tasks.db.engine import session
+from tasks.db.models import AuditLog, Cursor, Decision, Effect, Order, WebhookDelivery, utcnow
+
+
+def as_utc(ts: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; everything aftercart stores is UTC."""
+    if ts is None:
+        return None
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+
+
+# ------------------------------------------------------------------ webhook inbox
+
+
+@dataclass(frozen=True)
+class InboxResult:
+    id: int | None
+    duplicate: bool
+
+
+def add_delivery(url: str, **fields: Any) -> InboxResult:
+    """Insert one delivery; a second delivery with the same (shop, webhook id) is a duplicate."""
+    with session(url) as s:
+        row = WebhookDelivery(**fields)
+        s.add(row)
+        try:
+            s.commit()
+        except IntegrityError:
+            s.rollback()
+            existing = s.exec(
+                select(WebhookDelivery).where(
+                    WebhookDelivery.shop == fields["shop"], WebhookDelivery.webhook_id == fields["webhook_id"]
+                )
+            ).first()
+            return InboxResult(existing.id if existing else None, True)
+        return InboxResult(row.id, False)
+
+
+def set_delivery_status(url: str, delivery_id: int, status: str, error: str | None = None) -> None:
+    with session(url) as s:
+        row = s.get(WebhookDelivery, delivery_id)
+        row.status = status
+        row.error = error
+        if status in ("processed", "stale"):
+            row.processed_at = utcnow()
+        s.add(row)
+        s.commit()
+
+
+def pending_deliveries(url: str, limit: int) -> list[WebhookDelivery]:
+    with session(url) as s:
+        q = select(WebhookDelivery).where(WebhookDelivery.status == "accepted").order_by(WebhookDelivery.id)
+        return list(s.exec(q.limit(limit)).all())
+
+
+def mark_processed(url: str, ids: Iterable[int]) -> int:
+    ids = list(ids)
+    if not ids:
+        return 0
+    now = utcnow()
+    with session(url) as s:
+        rows = s.exec(select(WebhookDelivery).where(WebhookDelivery.id.in_(ids))).all()
+        for r in rows:
+            r.status, r.processed_at = "processed", now
+            s.add(r)
+        s.commit()
+        return len(rows)
+
+
+# ------------------------------------------------------------------ orders
+
+
+def upsert_order(url: str, shop: str, facts: OrderFacts, snapshot: dict[str, Any]) -> str:
+    """Apply a newer snapshot; keep the stored one when the payload is older ("stale") or equal.
+
+    The comparison is made inside one conditional UPDATE, so two deliveries racing each other
+    can never leave the older snapshot in place.
+    """
+    ts = as_utc(facts.updated_at)
+    values = dict(
+        name=facts.name, email=facts.email, customer_locale=facts.customer_locale,
+        country_code=facts.country_code, tags=facts.tags, stage=facts.stage, snapshot=snapshot,
+        shopify_updated_at=ts, updated_at=utcnow(),
+    )
+    with session(url) as s:
+        res = s.exec(
+            update(Order)
+            .where(Order.id == facts.id, Order.shopify_updated_at < ts)
+            .values(version=Order.version + 1, **values)
+        )
+        if res.rowcount:
+            s.commit()
+            return "apply"
+        row = s.get(Order, facts.id)
+        if row is not None:
+            s.rollback()
+            return compare_snapshot(as_utc(row.shopify_updated_at), ts)
+        s.add(Order(id=facts.id, shop=shop, version=1, **values))
+        try:
+            s.commit()
+        except IntegrityError:  # a concurrent first insert of the same order: compare again
+            s.rollback()
+            return upsert_order(url, shop, facts, snapshot)
+        return "apply"
+
+
+def get_order(url: str, order_id: int) -> Order | None:
+    with session(url) as s:
+        return s.get(Order, order_id)
+
+
+def set_stages(url: str, stages: dict[int, str]) -> int:
+    with session(url) as s:
+        rows = s.exec(select(Order).where(Order.id.in_(list(stages)))).all()
+        for r in rows:
+            r.stage = stages[r.id]
+            s.add(r)
+        s.commit()
+        return len(rows)
+
+
+# ------------------------------------------------------------------ decisions and audit
+
+
+def record_decisions(url: str, decisions: Iterable[Decision]) -> int:
+    decisions = list(decisions)
+    with session(url) as s:
+        s.add_all(decisions)
+        s.commit()
+    return len(decisions)
+
+
+def audit(url: str, actor: str, action: str, subject: str, **detail: Any) -> None:
+    with session(url) as s:
+        s.add(AuditLog(actor=actor, action=action, subject=subject, detail=json.loads(json.dumps(detail, default=str))))
+        s.commit()
+
+
+# ------------------------------------------------------------------ cursors
+
+
+def get_cursor(url: str, name: str) -> str | None:
+    with session(url) as s:
+        row = s.get(Cursor, name)
+        return row.value if row else None
+
+
+def set_cursor(url: str, name: str, value: str) -> None:
+    with session(url) as s:
+        row = s.get(Cursor, name) or Cursor(name=name, value=value)
+        row.value, row.updated_at = value, utcnow()
+        s.add(row)
+        s.commit()
+
+
+# ------------------------------------------------------------------ effects ledger
+
+
+class EffectFailed(Exception):
+    pass
+
+
+def perform_effect(
+    url: str,
+    effect_key: str,
+    kind: str,
+    subject: str,
+    request: dict[str, Any],
+    call: Callable[[str], dict[str, Any]],
+) -> dict[str, Any]:
+    """Run a side effect at most once per `effect_key`.
+
+    The ledger row (with its idempotency key) is written before the call. A confirmed effect
+    returns its stored result without calling again; a pending or failed one is retried with the
+    same idempotency key, so an API that honours the key (Shopify's `@idempotent`) never
+    applies it twice even when the earlier reply was lost.
+    """
+    with session(url) as s:
+        row = s.exec(select(Effect).where(Effect.effect_key == effect_key)).first()
+        if row is None:
+            row = Effect(effect_key=effect_key, kind=kind, subject=subject, idempotency_key=effect_key, request=request)
+            s.add(row)
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                row = s.exec(select(Effect).where(Effect.effect_key == effect_key)).one()
+        if row.status == "confirmed":
+            return row.result or {}
+        row.attempts += 1
+        row.updated_at = utcnow()
+        s.add(row)
+        s.commit()
+        key = row.idempotency_key
+    try:
+        result = call(key)
+    except Exception as exc:
+        with session(url) as s:
+            row = s.exec(select(Effect).where(Effect.effect_key == effect_key)).one()
+            row.status, row.last_error, row.updated_at = "failed", f"{type(exc).__name__}: {exc}"[:2000], utcnow()
+            s.add(row)
+            s.commit()
+        raise
+    with session(url) as s:
+        row = s.exec(select(Effect).where(Effect.effect_key == effect_key)).one()
+        row.status, row.result, row.last_error, row.updated_at = "confirmed", result, None, utcnow()
+        s.add(row)
+        s.commit()
+    return result

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from tasks.db.engine import dispose_engines, migrate
+
+PG_URL = os.environ.get("AFTERCART_TEST_POSTGRES_URL")
+
+
+def _backends():
+    yield pytest.param("sqlite", id="sqlite")
+    yield pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)
+
+
+@pytest.fixture(params=list(_backends()))
+def db_url(request, tmp_path):
+    """A freshly migrated store: SQLite always, PostgreSQL when AFTERCART_TEST_POSTGRES_URL is set."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'aftercart.db'}"
+        migrate(url)
+        yield url
+        return
+    if not PG_URL:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide AFTERCART_TEST_POSTGRES_URL (.ci/run starts PostgreSQL)")
+        pytest.skip("AFTERCART_TEST_POSTGRES_URL not set")
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    base = PG_URL.rsplit("/", 1)[0]
+    with psycopg.connect(PG_URL, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    url = f"{base}/{name}"
+    migrate(url)
+    yield url
+    dispose_engines()
+    with psycopg.connect(PG_URL, autocommit=True) as c:
+        c.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    url = f"sqlite:///{tmp_path / 'aftercart.db'}"
+    migrate(url)
+    return url
