@@ -64,7 +64,7 @@ class Debouncer:
     """At most one `aftercart.inbox.pending` event per interval: one drain run serves a burst."""
 
     def __init__(self, interval: float = 1.0):
-        self.interval, self._last, self._lock = interval, 0.0, threading.Lock()
+        self.interval, self._last, self._lock = interval, float("-inf"), threading.Lock()
 
     def due(self) -> bool:
         with self._lock:

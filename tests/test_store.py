@@ -1,0 +1,119 @@
+"""The operational store on SQLite and PostgreSQL: migrations, ledger, audit, concurrency."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlmodel import select
+
+from domain.orders import OrderFacts
+from tasks.db import store
+from tasks.db.engine import get_engine, migrate, session
+from tasks.db.models import AuditLog, Effect, Order
+
+TABLES = {"orders", "webhook_inbox", "effects", "decisions", "approvals", "messages", "tickets", "audit_log",
+          "cursors", "alembic_version"}
+
+
+def test_migrations_create_every_table_and_are_idempotent(db_url):
+    migrate(db_url)  # a second run is a no-op
+    assert TABLES <= set(inspect(get_engine(db_url)).get_table_names())
+
+
+def test_sqlite_runs_in_wal_with_full_sync(sqlite_url):
+    with get_engine(sqlite_url).connect() as c:
+        assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert c.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert c.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+
+
+def test_audit_log_is_append_only(db_url):
+    store.audit(db_url, "ops@sandbox.test", "approval.refused", "approval:1", why="not an approver")
+    with session(db_url) as s:
+        with pytest.raises(Exception, match="append-only"):
+            s.exec(text("UPDATE audit_log SET actor = 'someone else'"))
+            s.commit()
+        s.rollback()
+        with pytest.raises(Exception, match="append-only"):
+            s.exec(text("DELETE FROM audit_log"))
+            s.commit()
+        s.rollback()
+        (row,) = s.exec(select(AuditLog)).all()
+    assert row.actor == "ops@sandbox.test" and row.detail == {"why": "not an approver"}
+
+
+def test_effect_runs_once_and_returns_the_stored_result(db_url):
+    calls = []
+
+    def call(key):
+        calls.append(key)
+        return {"refund": "gid://shopify/Refund/1"}
+
+    for _ in range(3):
+        out = store.perform_effect(db_url, "refund:order:1:req:9", "refund", "order:1", {"amount": "10.00"}, call)
+        assert out == {"refund": "gid://shopify/Refund/1"}
+    assert calls == ["refund:order:1:req:9"]
+    with session(db_url) as s:
+        (row,) = s.exec(select(Effect)).all()
+    assert (row.status, row.attempts, row.request) == ("confirmed", 1, {"amount": "10.00"})
+
+
+def test_failed_effect_is_retried_with_the_same_idempotency_key(db_url):
+    keys = []
+
+    def flaky(key):
+        keys.append(key)
+        if len(keys) == 1:
+            raise TimeoutError("reply lost")
+        return {"ok": True}
+
+    with pytest.raises(TimeoutError):
+        store.perform_effect(db_url, "hold:order:2:address", "hold", "order:2", {}, flaky)
+    with session(db_url) as s:
+        row = s.exec(select(Effect)).one()
+        assert row.status == "failed" and "reply lost" in row.last_error
+    assert store.perform_effect(db_url, "hold:order:2:address", "hold", "order:2", {}, flaky) == {"ok": True}
+    assert keys[0] == keys[1]
+    with session(db_url) as s:
+        row = s.exec(select(Effect)).one()
+    assert (row.status, row.attempts, row.last_error) == ("confirmed", 2, None)
+
+
+def _facts(minute: int, email: str) -> OrderFacts:
+    ts = datetime(2026, 11, 27, 14, 0, tzinfo=timezone.utc) + timedelta(minutes=minute)
+    return OrderFacts(id=42, name="#42", email=email, customer_locale="en", country_code="US", tags=[],
+                      updated_at=ts, stage="unfulfilled")
+
+
+def test_racing_snapshots_leave_the_newest(db_url):
+    """Twenty threads deliver snapshots of one order in random order; the newest must win."""
+    import random
+
+    minutes = list(range(20))
+    random.Random(7).shuffle(minutes)
+    barrier = threading.Barrier(len(minutes))
+
+    def worker(m):
+        barrier.wait()
+        store.upsert_order(db_url, "shop", _facts(m, f"v{m}@example.com"), {"m": m})
+
+    threads = [threading.Thread(target=worker, args=(m,)) for m in minutes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with session(db_url) as s:
+        order = s.get(Order, 42)
+    assert order.email == "v19@example.com" and order.snapshot == {"m": 19}
+    assert store.upsert_order(db_url, "shop", _facts(3, "old@example.com"), {}) == "stale"
+    assert store.upsert_order(db_url, "shop", _facts(19, "same@example.com"), {}) == "same"
+
+
+def test_cursor_roundtrip(db_url):
+    assert store.get_cursor(db_url, "reconcile") is None
+    store.set_cursor(db_url, "reconcile", "2026-11-27T14:00:00Z")
+    store.set_cursor(db_url, "reconcile", "2026-11-27T15:00:00Z")
+    assert store.get_cursor(db_url, "reconcile") == "2026-11-27T15:00:00Z"
