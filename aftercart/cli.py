@@ -53,5 +53,26 @@ def db_migrate() -> None:
     _out().print(f"store migrated: {url}")
 
 
+@app.command()
+def up(
+    orders_per_minute: float = typer.Option(6.0, "--orders-per-minute", min=0, help="sandbox order traffic"),
+    timeout: float = typer.Option(180.0, help="seconds to wait for every service to be healthy"),
+) -> None:
+    """Start the Prefect server, the sandbox store, the webhook intake and the deployments."""
+    from aftercart.up import up as run_up
+    from config.settings import load_settings
+
+    raise typer.Exit(run_up(load_settings(), orders_per_minute, _out(), timeout=timeout))
+
+
+@app.command()
+def status() -> None:
+    """Report what `aftercart up` started and whether it answers."""
+    from aftercart.up import status as run_status
+    from config.settings import load_settings
+
+    raise typer.Exit(run_status(load_settings(), _out()))
+
+
 def main() -> None:  # pragma: no cover
     app()

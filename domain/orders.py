@@ -97,3 +97,99 @@ def compare_snapshot(stored_updated_at: datetime | None, incoming_updated_at: da
     if incoming_updated_at == stored_updated_at:
         return "same"
     return "stale"
+
+
+def _legacy_id(gid: Any) -> int | None:
+    tail = str(gid or "").rsplit("/", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def rest_from_graphql(node: dict[str, Any]) -> dict[str, Any]:
+    """An Admin GraphQL `Order` (the OrderSnapshot fragment) written as the REST webhook payload.
+
+    Reconciliation uses it to feed orders the inbox missed into the same path as webhooks.
+    """
+    addr = node.get("shippingAddress") or {}
+    fulfillment = (node.get("displayFulfillmentStatus") or "UNFULFILLED").lower()
+    money = ((node.get("totalPriceSet") or {}).get("shopMoney") or {})
+    return {
+        "id": _legacy_id(node.get("legacyResourceId") or node.get("id")),
+        "admin_graphql_api_id": node.get("id"),
+        "name": node.get("name"),
+        "email": node.get("email"),
+        "phone": node.get("phone"),
+        "created_at": node.get("createdAt"),
+        "updated_at": node.get("updatedAt"),
+        "customer_locale": node.get("customerLocale"),
+        "tags": ", ".join(node.get("tags") or []),
+        "note": node.get("note"),
+        "currency": node.get("currencyCode") or money.get("currencyCode"),
+        "total_price": money.get("amount"),
+        "financial_status": (node.get("displayFinancialStatus") or "").lower() or None,
+        "fulfillment_status": None if fulfillment == "unfulfilled" else fulfillment,
+        "cancelled_at": node.get("cancelledAt"),
+        "cancel_reason": (node.get("cancelReason") or "").lower() or None,
+        "payment_gateway_names": list(node.get("paymentGatewayNames") or []),
+        "shipping_address": {
+            "name": addr.get("name"), "first_name": addr.get("firstName"), "last_name": addr.get("lastName"),
+            "address1": addr.get("address1"), "address2": addr.get("address2"), "city": addr.get("city"),
+            "province_code": addr.get("provinceCode"), "zip": addr.get("zip"),
+            "country_code": addr.get("countryCodeV2"), "phone": addr.get("phone"),
+        } if addr else None,
+        "line_items": [
+            {"id": _legacy_id(li.get("id")), "sku": li.get("sku"), "title": li.get("title"),
+             "quantity": li.get("quantity"),
+             "price": (((li.get("originalUnitPriceSet") or {}).get("shopMoney") or {}).get("amount")),
+             "variant_id": _legacy_id((li.get("variant") or {}).get("id")),
+             "product_id": _legacy_id((li.get("product") or {}).get("id"))}
+            for li in ((node.get("lineItems") or {}).get("nodes") or [])
+        ],
+        "customer": {"id": _legacy_id((node.get("customer") or {}).get("id")),
+                     "tags": ", ".join((node.get("customer") or {}).get("tags") or [])},
+        "source": "reconciliation",
+    }
+
+
+@dataclass(frozen=True)
+class Missed:
+    order_id: int
+    updated_at: datetime
+    reason: Literal["unknown_order", "newer_than_stored"]
+
+
+def missed_by_inbox(
+    remote: list[tuple[int, datetime]], stored: dict[int, datetime]
+) -> list[Missed]:
+    """Which orders the store has not seen at their current `updated_at` (reconciliation's rule)."""
+    out = []
+    for oid, ts in remote:
+        have = stored.get(oid)
+        if have is None:
+            out.append(Missed(oid, ts, "unknown_order"))
+        elif compare_snapshot(have, ts) == "apply":
+            out.append(Missed(oid, ts, "newer_than_stored"))
+    return out
+
+
+_SHIPMENT_STAGE = {
+    "in_transit": "in_transit", "out_for_delivery": "out_for_delivery", "delivered": "delivered",
+    "attempted_delivery": "out_for_delivery", "failure": "failed_delivery", "label_printed": "label_created",
+    "label_purchased": "label_created", "confirmed": "shipped",
+}
+
+
+def stage_from_fulfillment_event(topic: str, payload: Any, current: str | None) -> str | None:
+    """The carrier's word on the stage after `fulfillments/*` events; None when it says nothing.
+
+    A stage never moves backwards (events arrive out of order), except into a side state.
+    """
+    if not isinstance(payload, dict) or topic not in ("fulfillments/create", "fulfillments/update"):
+        return None
+    new = _SHIPMENT_STAGE.get(str(payload.get("shipment_status") or ""), "shipped")
+    from domain.vocab import STAGES
+
+    if current in STAGES and new in STAGES and STAGES.index(new) <= STAGES.index(current):
+        return None
+    if current in ("cancelled", "returned"):
+        return None
+    return new

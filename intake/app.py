@@ -61,9 +61,9 @@ def prefect_emitter() -> Emit:
 
 
 class Debouncer:
-    """At most one `aftercart.inbox.pending` event per interval: one drain run serves a burst."""
+    """At most one `aftercart.inbox.pending` event per interval (2 s): one drain run serves a burst."""
 
-    def __init__(self, interval: float = 1.0):
+    def __init__(self, interval: float = 2.0):
         self.interval, self._last, self._lock = interval, float("-inf"), threading.Lock()
 
     def due(self) -> bool:
@@ -76,7 +76,7 @@ class Debouncer:
 
 
 def create_app(database_url: str, webhook_secret: str, emit: Emit | None, max_body: int = 1024 * 1024,
-               pending_interval: float = 1.0) -> Starlette:
+               pending_interval: float = 2.0) -> Starlette:
     debounce = Debouncer(pending_interval)
 
     def _persist(headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:

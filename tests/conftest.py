@@ -46,3 +46,23 @@ def sqlite_url(tmp_path):
     url = f"sqlite:///{tmp_path / 'aftercart.db'}"
     migrate(url)
     return url
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One Prefect test server per session, flow heartbeats off."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        with prefect_test_harness(server_startup_timeout=60):
+            yield
+
+
+@pytest.fixture
+def aftercart_env(monkeypatch, tmp_path, sqlite_url):
+    """Settings for flows run in-process: a fresh store, the default policy."""
+    monkeypatch.setenv("AFTERCART_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("AFTERCART_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("AFTERCART_POLICY", raising=False)
+    return sqlite_url

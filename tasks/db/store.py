@@ -123,6 +123,21 @@ def get_order(url: str, order_id: int) -> Order | None:
         return s.get(Order, order_id)
 
 
+def stages_of(url: str, order_ids: list[int]) -> dict[int, str]:
+    if not order_ids:
+        return {}
+    with session(url) as s:
+        return {o.id: o.stage for o in s.exec(select(Order).where(Order.id.in_(order_ids))).all()}
+
+
+def stored_updated_at(url: str, order_ids: list[int]) -> dict[int, datetime]:
+    if not order_ids:
+        return {}
+    with session(url) as s:
+        rows = s.exec(select(Order.id, Order.shopify_updated_at).where(Order.id.in_(order_ids))).all()
+        return {oid: as_utc(ts) for oid, ts in rows}
+
+
 def set_stages(url: str, stages: dict[int, str]) -> int:
     with session(url) as s:
         rows = s.exec(select(Order).where(Order.id.in_(list(stages)))).all()
@@ -221,3 +236,71 @@ def perform_effect(
         s.add(row)
         s.commit()
     return result
+
+
+# ------------------------------------------------------------------ approvals
+
+
+def overdue_approvals(url: str, now: datetime) -> list:
+    from tasks.db.models import Approval
+
+    with session(url) as s:
+        q = select(Approval).where(Approval.status == "pending", Approval.deadline <= as_utc(now))
+        return list(s.exec(q.order_by(Approval.deadline)).all())
+
+
+def apply_deadline_outcomes(url: str, outcomes: list[dict[str, Any]], policy_version: str, policy_hash: str) -> int:
+    """Escalate or default each overdue approval, with an audit row and a decision row each."""
+    from tasks.db.models import Approval
+
+    n = 0
+    with session(url) as s:
+        for o in outcomes:
+            a = s.get(Approval, o["id"])
+            if a is None or a.status != "pending":
+                continue  # decided meanwhile: a person's decision wins over the sweep
+            before = a.role
+            if o["action"] == "escalate":
+                a.role, a.deadline, a.escalations = o["role"], o["deadline"], a.escalations + 1
+            else:
+                a.status, a.decision, a.decided_by, a.decided_at = "defaulted", o["decision"], "aftercart:deadline", utcnow()
+            s.add(a)
+            s.add(AuditLog(actor="aftercart:deadline", action=f"approval.{o['action']}", subject=f"approval:{a.id}",
+                           detail={"from_role": before, "to_role": a.role, "reasons": list(o["reasons"])}))
+            s.add(Decision(sop="approvals", subject=f"approval:{a.id}", outcome=o["action"], reasons=list(o["reasons"]),
+                           rule=f"approvals.roles.{before}", policy_version=policy_version, policy_hash=policy_hash,
+                           actor="aftercart:deadline", inputs={"kind": a.kind, "order_id": a.order_id}))
+            n += 1
+        s.commit()
+    return n
+
+
+# ------------------------------------------------------------------ metrics
+
+
+def grouped_counts(url: str, since: datetime) -> dict[str, list[dict[str, Any]]]:
+    """Counts for the daily report: inbox by topic and status, orders by stage, decisions, effects, approvals."""
+    from sqlalchemy import func
+
+    from tasks.db.models import Approval
+
+    since = as_utc(since)
+    with session(url) as s:
+        def rows(*cols, model, where=None):
+            q = select(*cols, func.count()).select_from(model)
+            if where is not None:
+                q = q.where(where)
+            return s.exec(q.group_by(*cols).order_by(*cols)).all()
+
+        return {
+            "inbox": [{"topic": t, "status": st, "count": c} for t, st, c in rows(
+                WebhookDelivery.topic, WebhookDelivery.status, model=WebhookDelivery,
+                where=WebhookDelivery.received_at >= since)],
+            "orders": [{"stage": st, "count": c} for st, c in rows(Order.stage, model=Order)],
+            "decisions": [{"sop": sop, "outcome": o, "count": c} for sop, o, c in rows(
+                Decision.sop, Decision.outcome, model=Decision, where=Decision.decided_at >= since)],
+            "effects": [{"kind": k, "status": st, "count": c} for k, st, c in rows(
+                Effect.kind, Effect.status, model=Effect, where=Effect.created_at >= since)],
+            "approvals": [{"role": r, "status": st, "count": c} for r, st, c in rows(
+                Approval.role, Approval.status, model=Approval)],
+        }

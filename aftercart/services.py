@@ -1,0 +1,55 @@
+"""The long-running services `aftercart up` starts, one process each: `python -m aftercart.services NAME`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+
+def run_sandbox() -> None:
+    import uvicorn
+
+    from config.settings import load_settings
+    from sandbox.app import Sandbox, SandboxConfig, create_app
+
+    s = load_settings()
+    sandbox = Sandbox(SandboxConfig(
+        shop=s.shop_domain, access_token=s.shopify_access_token.get_secret_value(),
+        webhook_secret=s.webhook_secret.get_secret_value(), webhook_address=f"{s.intake_url()}/webhooks/shopify",
+        plan=os.environ.get("AFTERCART_SANDBOX_PLAN", "standard"),
+    ))
+    sandbox.start_traffic(float(os.environ.get("AFTERCART_ORDERS_PER_MINUTE", "0") or 0))
+    uvicorn.run(create_app(sandbox), host=s.host, port=s.sandbox_port, log_level="warning")
+
+
+def run_intake() -> None:
+    import uvicorn
+
+    from config.settings import load_settings
+    from intake.app import create_app, prefect_emitter
+    from tasks.db.engine import migrate
+
+    s = load_settings()
+    url = s.resolved_database_url()
+    migrate(url)
+    app = create_app(url, s.webhook_secret.get_secret_value(), prefect_emitter(), s.intake_max_body_bytes)
+    uvicorn.run(app, host=s.host, port=s.intake_port, log_level="warning")
+
+
+def run_serve() -> None:
+    from prefect import serve
+
+    from aftercart.deployments import runner_deployments
+
+    serve(*runner_deployments(), limit=int(os.environ.get("AFTERCART_SERVE_LIMIT", "8")),
+          query_seconds=float(os.environ.get("AFTERCART_SERVE_QUERY_SECONDS", "1")))
+
+
+SERVICES = {"sandbox": run_sandbox, "intake": run_intake, "serve": run_serve}
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if len(sys.argv) != 2 or sys.argv[1] not in SERVICES:
+        sys.exit(f"usage: python -m aftercart.services {{{','.join(SERVICES)}}}")
+    SERVICES[sys.argv[1]]()

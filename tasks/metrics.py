@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import task
+
+from tasks.db import store
+
+
+@task(retries=3, retry_delay_seconds=2)
+def gather_counts(database_url: str, since: datetime) -> dict[str, list[dict[str, Any]]]:
+    return store.grouped_counts(database_url, since)

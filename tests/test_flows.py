@@ -1,0 +1,143 @@
+"""Flows under Prefect's test harness, against the sandbox over loopback HTTP."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlmodel import select
+
+from config.policy_loader import load_policy
+from intake.app import create_app as create_intake
+from sandbox.app import Sandbox, SandboxConfig, create_app as create_sandbox
+from tasks.db import store
+from tasks.db.engine import session
+from tasks.db.models import Approval, AuditLog, Decision, Order, WebhookDelivery
+from tests.helpers import free_port, serve_app
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+SECRET = "flow-test-secret"
+
+
+@pytest.fixture
+def world(aftercart_env, monkeypatch):
+    """Sandbox and intake on loopback, the sandbox's webhooks pointed at the intake."""
+    intake_port = free_port()
+    sandbox = Sandbox(SandboxConfig(webhook_secret=SECRET, access_token="tok", retry_base=0.05, plan="plus",
+                                    webhook_address=f"http://127.0.0.1:{intake_port}/webhooks/shopify"))
+    with serve_app(create_sandbox(sandbox)) as sandbox_url, \
+            serve_app(create_intake(aftercart_env, SECRET, emit=None), port=intake_port):
+        monkeypatch.setenv("AFTERCART_SHOPIFY_ADMIN_URL", f"{sandbox_url}/admin/api/2026-10/graphql.json")
+        monkeypatch.setenv("AFTERCART_SHOPIFY_ACCESS_TOKEN", "tok")
+        yield sandbox, aftercart_env
+
+
+def inbox(url):
+    with session(url) as s:
+        return list(s.exec(select(WebhookDelivery).order_by(WebhookDelivery.id)).all())
+
+
+def test_sandbox_orders_reach_the_store_and_the_drain_processes_them(world):
+    from flows.intake_drain import drain_inbox
+
+    sandbox, url = world
+    sandbox.generate(25)
+    assert sandbox.sender.wait_idle(20)
+    assert [r.status for r in inbox(url)] == ["accepted"] * 25
+    assert drain_inbox(batch_size=10) == {"processed": 25, "stage_changes": 0}
+    assert {r.status for r in inbox(url)} == {"processed"}
+    assert drain_inbox() == {"processed": 0, "stage_changes": 0}
+
+
+def test_drain_moves_stage_from_fulfillment_events(aftercart_env):
+    from flows.intake_drain import drain_inbox
+    from domain.orders import order_facts
+
+    payload = {"id": 77, "name": "#77", "updated_at": "2026-11-27T10:00:00Z"}
+    store.upsert_order(aftercart_env, "shop", order_facts(payload), payload)
+    for i, status in enumerate(["in_transit", "confirmed", "delivered"]):  # "confirmed" arrives late
+        store.add_delivery(aftercart_env, shop="shop", webhook_id=f"f{i}", topic="fulfillments/update",
+                           status="accepted", order_id=77,
+                           body=json.dumps({"order_id": 77, "shipment_status": status}))
+    assert drain_inbox()["stage_changes"] == 1
+    assert store.get_order(aftercart_env, 77).stage == "delivered"
+
+
+def test_reconciliation_feeds_what_the_inbox_missed(world, monkeypatch):
+    from flows.reconciliation import reconcile_orders
+
+    sandbox, url = world
+    sandbox.sender.subscriptions.clear()  # webhooks lost: nothing reaches the intake
+    placed = sandbox.generate(130)  # more than one page of 100
+    first = reconcile_orders()
+    assert first == {"read": 130, "missed": 130, "fed": 130}
+    rows = inbox(url)
+    assert len(rows) == 130 and {r.topic for r in rows} == {"orders/updated"}
+    with session(url) as s:
+        assert len(s.exec(select(Order)).all()) == 130
+    # the same path: the stored snapshot is what a webhook would have stored
+    o = store.get_order(url, placed[0].id)
+    assert o.name == placed[0].name and o.snapshot["source"] == "reconciliation"
+    # nothing new: nothing fed; one order changes: only it is fed
+    assert reconcile_orders()["fed"] == 0
+    with sandbox.world.lock:
+        placed[3].tags = ["ac:manual"]
+        sandbox.world.touch(placed[3])
+    again = reconcile_orders()  # re-reads the overlap window, feeds only the changed order
+    assert (again["missed"], again["fed"]) == (1, 1)
+    assert store.get_order(url, placed[3].id).tags == ["ac:manual"]
+
+
+def _approval(url, role, deadline, id_="a1"):
+    with session(url) as s:
+        s.add(Approval(id=id_, kind="cancellation", order_id=1, order_name="#1001", role=role, deadline=deadline))
+        s.commit()
+
+
+def test_deadline_sweep_escalates_then_defaults(aftercart_env):
+    from flows.approval_sweep import sweep_approval_deadlines
+
+    url = aftercart_env
+    t0 = datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc)
+    _approval(url, "support", t0 + timedelta(hours=4))
+    assert sweep_approval_deadlines(now=t0 + timedelta(hours=3)) == {"overdue": 0, "changed": 0}
+    assert sweep_approval_deadlines(now=t0 + timedelta(hours=4, minutes=5))["changed"] == 1
+    with session(url) as s:
+        a = s.get(Approval, "a1")
+    assert (a.role, a.escalations, a.status) == ("ops", 1, "pending")
+    assert store.as_utc(a.deadline) == t0 + timedelta(hours=5, minutes=5)
+    sweep_approval_deadlines(now=t0 + timedelta(hours=6))
+    sweep_approval_deadlines(now=t0 + timedelta(hours=31))
+    with session(url) as s:
+        a = s.get(Approval, "a1")
+        audit = [r.action for r in s.exec(select(AuditLog).order_by(AuditLog.id)).all()]
+        decisions = s.exec(select(Decision)).all()
+    assert (a.role, a.status, a.decision, a.decided_by) == ("management", "defaulted", "deny", "aftercart:deadline")
+    assert audit == ["approval.escalate", "approval.escalate", "approval.default_decision"]
+    policy = load_policy()
+    assert {(d.policy_version, d.policy_hash) for d in decisions} == {(policy.version, policy.content_hash)}
+
+
+def test_sweep_never_overrides_a_person(aftercart_env):
+    from flows.approval_sweep import sweep_approval_deadlines
+
+    url = aftercart_env
+    t0 = datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc)
+    _approval(url, "support", t0, id_="a2")
+    with session(url) as s:
+        a = s.get(Approval, "a2")
+        a.status, a.decision, a.decided_by = "approved", "approve", "support@sandbox.test"
+        s.add(a)
+        s.commit()
+    assert sweep_approval_deadlines(now=t0 + timedelta(days=2))["changed"] == 0
+
+
+def test_metrics_report_counts_the_store(world):
+    from flows.metrics import metrics_report
+
+    sandbox, url = world
+    sandbox.generate(5)
+    assert sandbox.sender.wait_idle(20)
+    totals = metrics_report()
+    assert totals["inbox"] == 5 and totals["orders"] == 5
