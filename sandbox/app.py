@@ -31,7 +31,7 @@ from sandbox.clock import Clock, iso
 from sandbox.graphql_api import AdminApi
 from sandbox.schema import API_VERSION
 from sandbox.webhooks import TOPICS, WebhookSender
-from sandbox.world import OrderState, World, rest_order
+from sandbox.world import OrderState, World, rest_payload
 
 log = logging.getLogger("aftercart.sandbox")
 
@@ -68,8 +68,8 @@ class Sandbox:
         self._traffic_stop = threading.Event()
         self._traffic: threading.Thread | None = None
 
-    def _on_change(self, topic: str, order: OrderState) -> None:
-        self.sender.publish(topic, rest_order(order, self.world), self.world.clock.now())
+    def _on_change(self, topic: str, order: OrderState, subject=None) -> None:
+        self.sender.publish(topic, rest_payload(topic, order, subject, self.world), self.world.clock.now())
 
     def generate(self, count: int) -> list[OrderState]:
         return [self.world.create_order(generate_order_input(self._rnd, self.world.products)) for _ in range(count)]

@@ -12,13 +12,14 @@ from graphql import GraphQLError, OperationDefinitionNode, execute, parse, valid
 
 from sandbox import cost as costmod
 from sandbox.mutations import mutation_root
+from sandbox.operations import Operations
 from sandbox.schema import admin_schema
 from sandbox.views import (connection, filter_orders, fulfillment_order_view, order_view, parse_gid, product_view,
                            variant_view)
 from sandbox.world import World
 
 
-def query_root(world: World) -> dict[str, Any]:
+def query_root(world: World, ops: Operations) -> dict[str, Any]:
     def order(info, id):
         oid = parse_gid(id, "Order")
         o = world.orders.get(oid) if oid else None
@@ -71,8 +72,21 @@ def query_root(world: World) -> dict[str, Any]:
                     return inventory_level_view(v, world)
         return None
 
+    def fulfillment_orders(info, query=None, includeClosed=False, sortKey=None, reverse=False, **kw):
+        items = [(fo, o) for o in sorted(world.orders.values(), key=lambda o: o.id) for fo in o.fulfillment_orders
+                 if includeClosed or fo.status not in ("CLOSED", "CANCELLED")]
+        if query and "status:" in query:
+            want = query.split("status:", 1)[1].split()[0].strip("'\"").upper()
+            items = [(fo, o) for fo, o in items if fo.status == want]
+        return connection(items, lambda x: fulfillment_order_view(x[0], x[1], world), reverse=reverse, **kw)
+
+    def job(info, id):
+        j = ops.jobs.get(id)
+        return {"id": j.id, "done": j.done, "query": {}} if j else None
+
     return {"order": order, "orders": orders, "products": products, "productVariant": product_variant,
-            "fulfillmentOrder": fulfillment_order, "inventoryItem": inventory_item, "inventoryLevel": inventory_level}
+            "fulfillmentOrder": fulfillment_order, "fulfillmentOrders": fulfillment_orders, "job": job,
+            "inventoryItem": inventory_item, "inventoryLevel": inventory_level}
 
 
 def inventory_level_view(v, world: World) -> dict:
@@ -94,11 +108,12 @@ def inventory_item_view(v, world: World) -> dict:
 
 
 class AdminApi:
-    def __init__(self, world: World, plan: str | costmod.Plan = "standard"):
+    def __init__(self, world: World, plan: str | costmod.Plan = "standard", ops: Operations | None = None):
         self.world = world
+        self.ops = ops or Operations(world)
         self.bucket = costmod.LeakyBucket(plan if isinstance(plan, costmod.Plan) else costmod.PLANS[plan])
-        self._queries = query_root(world)
-        self._mutations = mutation_root(world)
+        self._queries = query_root(world, self.ops)
+        self._mutations = mutation_root(world, self.ops)
 
     def _extensions(self, requested: int, actual: int | None) -> dict:
         return {"cost": {"requestedQueryCost": requested, "actualQueryCost": actual,

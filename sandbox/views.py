@@ -165,7 +165,7 @@ def order_view(o: OrderState, world: World) -> dict:
         "lineItems": lambda info, **kw: connection(o.line_items, lambda li: line_item_view(li, o, world), **kw),
         "fulfillmentOrders": lambda info, **kw: connection(
             o.fulfillment_orders, lambda fo: fulfillment_order_view(fo, o, world), **kw),
-        "fulfillments": lambda info, **kw: [],
+        "fulfillments": lambda info, **kw: [fulfillment_view(f, o) for f in world.fulfillments.get(o.id, [])],
         "refunds": lambda info, **kw: [
             {"id": gid("Refund", r["id"]), "createdAt": r["created_at"], "note": r.get("note"),
              "totalRefundedSet": money_bag(r["amount"], o.currency)} for r in o.refunds][: kw.get("first") or None],
@@ -191,3 +191,13 @@ def filter_orders(orders: list[OrderState], query: str | None) -> list[OrderStat
         want = m.group(1) if m.group(1).startswith("#") else "#" + m.group(1)
         out = [o for o in out if o.name == want]
     return out
+
+
+def fulfillment_view(f, o: OrderState) -> dict:
+    return {
+        "__typename": "Fulfillment", "id": gid("Fulfillment", f.id), "status": f.status,
+        "displayStatus": f.display_status, "createdAt": iso(f.created_at), "updatedAt": iso(f.updated_at),
+        "trackingInfo": lambda info, **kw: [{"company": f.tracking_company, "number": f.tracking_number,
+                                             "url": f"https://sandbox.carrier.test/track/{f.tracking_number}"}],
+        "order": lambda info, **kw: None,
+    }

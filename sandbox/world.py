@@ -115,9 +115,10 @@ class World:
         self.products: list[Product] = build_catalogue(seed)
         self.orders: dict[int, OrderState] = {}
         self.customers: dict[int, CustomerState] = {}
+        self.fulfillments: dict[int, list[Any]] = {}  # order id -> sandbox.operations.Fulfillment
         self._ids = itertools.count(5_000_000_001)
         self._number = itertools.count(1001)
-        self.listeners: list[Callable[[str, OrderState], None]] = []  # (topic, order) -> None
+        self.listeners: list[Callable[[str, OrderState, Any], None]] = []  # (topic, order, subject) -> None
 
     # ------------------------------------------------------------- catalogue
 
@@ -193,13 +194,14 @@ class World:
         self._notify("orders/create", order)
         return order
 
-    def touch(self, order: OrderState, topic: str = "orders/updated") -> None:
+    def touch(self, order: OrderState, topic: str = "orders/updated", subject: Any = None) -> None:
+        """Record a change: bump `updated_at` and fire `topic` (subject: the fulfillment or hold)."""
         order.updated_at = max(self.clock.now(), order.updated_at)
-        self._notify(topic, order)
+        self._notify(topic, order, subject)
 
-    def _notify(self, topic: str, order: OrderState) -> None:
+    def _notify(self, topic: str, order: OrderState, subject: Any = None) -> None:
         for listener in list(self.listeners):
-            listener(topic, order)
+            listener(topic, order, subject)
 
     def orders_updated_since(self, since: datetime | None) -> list[OrderState]:
         with self.lock:
@@ -207,8 +209,8 @@ class World:
         return sorted(out, key=lambda o: (o.updated_at, o.id))
 
 
-def money(v: Decimal) -> str:
-    return f"{v:.2f}"
+def money(v: Decimal | str | int) -> str:
+    return f"{Decimal(str(v)):.2f}"
 
 
 def rest_order(o: OrderState, world: World) -> dict[str, Any]:
@@ -249,3 +251,29 @@ def rest_order(o: OrderState, world: World) -> dict[str, Any]:
                      "tags": ", ".join(customer.tags) if customer else ""},
         "refunds": [{"id": r["id"], "created_at": r["created_at"], "note": r.get("note")} for r in o.refunds],
     }
+
+
+def rest_payload(topic: str, o: OrderState, subject: Any, world: World) -> dict[str, Any]:
+    """The body Shopify sends for `topic` (orders/*: the order; fulfillments/*: the fulfillment;
+    fulfillment_orders/*: the fulfillment order and the hold)."""
+    if topic.startswith("fulfillments/") and subject is not None:
+        f = subject
+        return {
+            "id": f.id, "admin_graphql_api_id": f"gid://shopify/Fulfillment/{f.id}", "order_id": o.id,
+            "name": f"{o.name}.{len(o.refunds) + 1}", "status": f.status.lower(),
+            "shipment_status": f.shipment_status, "tracking_company": f.tracking_company,
+            "tracking_number": f.tracking_number, "tracking_numbers": [f.tracking_number],
+            "created_at": iso(f.created_at), "updated_at": iso(f.updated_at),
+            "line_items": [{"id": li.id, "sku": li.sku, "quantity": li.quantity} for li in o.line_items],
+        }
+    if topic == "fulfillment_orders/placed_on_hold" and subject is not None:
+        fo, h = subject
+        return {"fulfillment_order": {"id": f"gid://shopify/FulfillmentOrder/{fo.id}", "status": fo.status.lower()},
+                "remaining_fulfillment_order": None, "fulfillment_hold": {
+                    "id": f"gid://shopify/FulfillmentHold/{h.id}", "handle": h.handle, "reason": h.reason.lower(),
+                    "reason_notes": h.reason_notes}}
+    if topic == "fulfillment_orders/hold_released" and subject is not None:
+        fo, gone = subject
+        return {"fulfillment_order": {"id": f"gid://shopify/FulfillmentOrder/{fo.id}", "status": fo.status.lower()},
+                "released_fulfillment_hold_ids": [f"gid://shopify/FulfillmentHold/{h.id}" for h in gone]}
+    return rest_order(o, world)
