@@ -17,7 +17,9 @@ def _idempotency_key(info) -> str | None:
             if d.name.value == "idempotent":
                 for a in d.arguments:
                     if a.name.value == "key":
-                        return value_from_ast_untyped(a.value, info.variable_values)
+                        variables = info.variable_values
+                        variables = getattr(variables, "coerced", variables)  # graphql-core 3.3 wraps them
+                        return value_from_ast_untyped(a.value, variables)
     return None
 
 
@@ -114,7 +116,7 @@ def mutation_root(world: World, ops: Operations) -> dict[str, Any]:
     @guard()
     def edit_add_variant(info, id, variantId, quantity, locationId=None, allowDuplicates=None):
         s = _session(id)
-        ops.edit_add_variant(s, parse_gid(variantId, "ProductVariant"), quantity)
+        ops.edit_add_variant(s, parse_gid(variantId, "ProductVariant"), quantity, bool(allowDuplicates))
         return {"calculatedOrder": calculated_order(ops, s, world), "userErrors": []}
 
     @guard()

@@ -192,9 +192,14 @@ class Operations:
             raise OpError("Can't edit the quantity of a fulfilled line item.", None, ["lineItemId"])
         s.quantities[line_id] = quantity
 
-    def edit_add_variant(self, s: EditSession, variant_id: int, quantity: int) -> None:
+    def edit_add_variant(self, s: EditSession, variant_id: int, quantity: int, allow_duplicates: bool = False) -> None:
         if quantity <= 0:
             raise OpError("Quantity must be greater than 0.", None, ["quantity"])
+        o = self.order(s.order_id)
+        if not allow_duplicates and (any(v == variant_id for v, _ in s.added)
+                                     or any(li.variant_id == variant_id for li in o.line_items)):
+            raise OpError("Variant is already on the order; set allowDuplicates to add it again.", None,
+                          ["variantId"])
         found = next(((p, v) for p in self.world.products for v in p.variants if v.id == variant_id), None)
         if found is None:
             raise OpError("Variant does not exist.", None, ["variantId"])

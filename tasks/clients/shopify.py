@@ -60,6 +60,8 @@ class ShopifyClient:
         self.sleep = sleep
         self.rnd = rnd or random.Random()
         self.stats = CallStats()
+        self.retried = False  # whether the last call needed more than one attempt
+        self._cost_by_doc: dict[str, float] = {}  # last requestedQueryCost per document, for pacing
         self._available: float | None = None
         self._restore: float | None = None
         self._seen_at = 0.0
@@ -93,8 +95,10 @@ class ShopifyClient:
         """Run the named document; return `data`. Retries THROTTLED, 429 (Retry-After) and 5xx."""
         payload = {"query": document(name), "variables": variables or {}, "operationName": name}
         last = ""
+        self.retried = False
         for attempt in range(self.max_attempts):
-            self._pace(expected_cost)
+            self.retried = attempt > 0
+            self._pace(self._cost_by_doc.get(name, expected_cost))
             self.stats.calls += 1
             if attempt:
                 self.stats.retries += 1
@@ -128,6 +132,8 @@ class ShopifyClient:
             if r.status_code >= 400:
                 raise ShopifyError(f"{name}: HTTP {r.status_code}: {body.get('errors')}")
             requested = self._note_cost(body)
+            if requested:
+                self._cost_by_doc[name] = float(requested)
             errors = body.get("errors") or []
             if any((e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors):
                 self.stats.throttled += 1
@@ -142,11 +148,11 @@ class ShopifyClient:
             return body.get("data") or {}
         raise ShopifyUnavailable(f"{name}: gave up after {self.max_attempts} attempts (last: {last})")
 
-    def mutate(self, name: str, variables: dict[str, Any], field: str) -> dict[str, Any]:
+    def mutate(self, name: str, variables: dict[str, Any], field: str, errors_field: str = "userErrors") -> dict[str, Any]:
         """Run a mutation document; raise UserError when Shopify answers with userErrors."""
         data = self.execute(name, variables, expected_cost=10)
         result = data.get(field) or {}
-        errs = result.get("userErrors") or []
+        errs = result.get(errors_field) or []
         if errs:
             raise UserError(field, errs)
         return result
@@ -166,4 +172,150 @@ class ShopifyClient:
             after = conn["pageInfo"]["endCursor"]
 
     def order(self, order_id: int) -> dict[str, Any] | None:
-        return self.execute("OrderById", {"id": f"gid://shopify/Order/{order_id}"})["order"]
+        return self.execute("OrderById", {"id": order_gid(order_id)})["order"]
+
+    def fulfillment_orders(self, order_id: int) -> list[dict[str, Any]]:
+        order = self.execute("FulfillmentOrdersOfOrder", {"id": order_gid(order_id)})["order"]
+        if order is None:
+            raise ShopifyError(f"order {order_id} does not exist")
+        return order["fulfillmentOrders"]["nodes"]
+
+    def open_fulfillment_orders(self, query: str | None = None, page_size: int = 50) -> Iterator[dict[str, Any]]:
+        after = None
+        while True:
+            conn = self.execute("OpenFulfillmentOrders", {"first": page_size, "after": after, "query": query},
+                                expected_cost=2 + page_size * 3)["fulfillmentOrders"]
+            yield from conn["nodes"]
+            if not conn["pageInfo"]["hasNextPage"]:
+                return
+            after = conn["pageInfo"]["endCursor"]
+
+    def products(self, query: str | None = None, page_size: int = 25) -> Iterator[dict[str, Any]]:
+        after = None
+        while True:
+            conn = self.execute("Products", {"first": page_size, "after": after, "query": query},
+                                expected_cost=2 + page_size * 25)["products"]
+            yield from conn["nodes"]
+            if not conn["pageInfo"]["hasNextPage"]:
+                return
+            after = conn["pageInfo"]["endCursor"]
+
+    def inventory(self, inventory_item_id: str) -> dict[str, int]:
+        """Quantities by name (available, committed, on_hand), summed over locations."""
+        item = self.execute("InventoryOfItem", {"id": inventory_item_id})["inventoryItem"]
+        if item is None:
+            raise ShopifyError(f"inventory item {inventory_item_id} does not exist")
+        out: dict[str, int] = {}
+        for level in item["inventoryLevels"]["nodes"]:
+            for q in level["quantities"]:
+                out[q["name"]] = out.get(q["name"], 0) + q["quantity"]
+        return out
+
+    def fulfillments(self, order_id: int) -> dict[str, Any]:
+        return self.execute("OrderFulfillments", {"id": order_gid(order_id)})["order"]
+
+    # ------------------------------------------------------------- mutations
+
+    def add_tags(self, order_id: int, tags: list[str]) -> None:
+        self.mutate("TagsAdd", {"id": order_gid(order_id), "tags": tags}, "tagsAdd")
+
+    def remove_tags(self, order_id: int, tags: list[str]) -> None:
+        self.mutate("TagsRemove", {"id": order_gid(order_id), "tags": tags}, "tagsRemove")
+
+    def update_order(self, order_id: int, **fields: Any) -> dict[str, Any]:
+        """orderUpdate: email, phone, note, shippingAddress (MailingAddressInput field names)."""
+        return self.mutate("OrderUpdate", {"input": {"id": order_gid(order_id), **fields}}, "orderUpdate")["order"]
+
+    def hold(self, order_id: int, fulfillment_order_id: str, reason: str, handle: str,
+             notes: str | None = None) -> dict[str, Any]:
+        """Place this SOP's hold; a hold with the same handle already there (an earlier attempt whose
+        reply was lost, or a re-run) is returned instead of a second one."""
+        try:
+            result = self.mutate("FulfillmentOrderHold", {"id": fulfillment_order_id, "hold": {
+                "reason": reason, "handle": handle, "reasonNotes": notes}}, "fulfillmentOrderHold")
+            return result["fulfillmentHold"]
+        except UserError as e:
+            if "DUPLICATE_FULFILLMENT_HOLD_HANDLE" not in e.codes:
+                raise
+            for f in self.fulfillment_orders(order_id):
+                for h in f["fulfillmentHolds"]:
+                    if f["id"] == fulfillment_order_id and h["handle"] == handle and h["heldByRequestingApp"]:
+                        return {"id": h["id"], "handle": h["handle"], "reason": h["reason"]}
+            raise
+
+    def release_holds(self, fulfillment_order_id: str, hold_ids: list[str]) -> dict[str, Any]:
+        """Release only these holds (never "release all": that would drop other apps' holds)."""
+        if not hold_ids:
+            raise ValueError("release_holds needs the ids of the holds to release")
+        return self.mutate("FulfillmentOrderReleaseHold", {"id": fulfillment_order_id, "holdIds": hold_ids},
+                           "fulfillmentOrderReleaseHold")["fulfillmentOrder"]
+
+    def edit_order(self, order_id: int, quantities: dict[str, int] | None = None,
+                   add_variants: list[tuple[str, int]] | None = None,
+                   shipping: tuple[str, str, dict[str, Any]] | None = None, staff_note: str | None = None) -> dict:
+        """One order edit: begin, stage changes (line item gid -> quantity; (variant gid, quantity);
+        (shipping line id, title, price)), commit."""
+        begin = self.mutate("OrderEditBegin", {"id": order_gid(order_id)}, "orderEditBegin")
+        calc = begin["calculatedOrder"]["id"]
+        by_line = {n["id"].rsplit("/", 1)[-1]: n["id"] for n in begin["calculatedOrder"]["lineItems"]["nodes"]}
+        for line_gid, qty in (quantities or {}).items():
+            calc_line = by_line.get(line_gid.rsplit("/", 1)[-1], line_gid)
+            self.mutate("OrderEditSetQuantity", {"id": calc, "lineItemId": calc_line, "quantity": qty,
+                                                 "restock": True}, "orderEditSetQuantity")
+        for variant_gid, qty in add_variants or []:
+            try:
+                self.mutate("OrderEditAddVariant", {"id": calc, "variantId": variant_gid, "quantity": qty},
+                            "orderEditAddVariant")
+            except UserError as e:  # a retry whose first attempt was applied: already staged
+                if not (self.retried and any("already on the order" in (x.get("message") or "") for x in e.errors)):
+                    raise
+        if shipping:
+            line_id, title, price = shipping
+            self.mutate("OrderEditUpdateShippingLine", {"id": calc, "shippingLineId": line_id, "shippingLine": {
+                "title": title, "price": price}}, "orderEditUpdateShippingLine")
+        try:
+            return self.mutate("OrderEditCommit", {"id": calc, "staffNote": staff_note}, "orderEditCommit")["order"]
+        except UserError as e:
+            if self.retried and any("already committed" in (x.get("message") or "") for x in e.errors):
+                return self.order(order_id) or {}
+            raise
+
+    def cancel_order(self, order_id: int, reason: str = "CUSTOMER", restock: bool = True, refund: bool = True,
+                     staff_note: str | None = None, wait_seconds: float = 30.0) -> dict[str, Any]:
+        """orderCancel runs as a job: start it, then wait until the order shows as cancelled."""
+        try:
+            result = self.mutate("OrderCancel", {"orderId": order_gid(order_id), "reason": reason, "restock": restock,
+                                                 "refundMethod": {"originalPaymentMethodsRefund": refund},
+                                                 "staffNote": staff_note}, "orderCancel", "orderCancelUserErrors")
+        except UserError as e:
+            order = self.order(order_id)
+            if order and order.get("cancelledAt") and any("already been cancelled" in (x.get("message") or "")
+                                                          for x in e.errors):
+                return order  # cancelled already: by an earlier attempt whose reply was lost, or a re-run
+            raise
+        job = result.get("job") or {}
+        deadline = time.monotonic() + wait_seconds
+        while job and not job.get("done"):
+            if time.monotonic() > deadline:
+                raise ShopifyUnavailable(f"orderCancel job {job.get('id')} not done after {wait_seconds:g} s")
+            self.sleep(0.05)
+            job = self.execute("JobStatus", {"id": job["id"]})["job"] or {"done": True}
+        return self.order(order_id) or {}
+
+    def refund(self, order_id: int, amount: str, gateway: str, idempotency_key: str, note: str | None = None,
+               currency: str | None = None) -> dict[str, Any]:
+        """refundCreate with Shopify's @idempotent key: the same key never refunds twice."""
+        if not idempotency_key:
+            raise ValueError("a refund needs an idempotency key")
+        oid = order_gid(order_id)
+        payload = {"orderId": oid, "note": note, "transactions": [
+            {"orderId": oid, "amount": amount, "gateway": gateway, "kind": "REFUND"}]}
+        if currency:
+            payload["currency"] = currency
+        return self.mutate("RefundCreate", {"input": payload, "idempotencyKey": idempotency_key},
+                           "refundCreate")["refund"]
+
+
+def order_gid(order_id: int | str) -> str:
+    s = str(order_id)
+    return s if s.startswith("gid://") else f"gid://shopify/Order/{s}"

@@ -1,0 +1,32 @@
+"""Sending mail over SMTP (the sandbox mailbox by default, any SMTP server by settings)."""
+
+from __future__ import annotations
+
+import smtplib
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+
+class Mailer:
+    def __init__(self, host: str, port: int, sender: str, username: str | None = None, password: str | None = None,
+                 starttls: bool = False, timeout: float = 10.0):
+        self.host, self.port, self.sender = host, port, sender
+        self.username, self.password, self.starttls, self.timeout = username, password, starttls, timeout
+
+    def send(self, to: str, subject: str, text: str, html: str | None = None,
+             headers: dict[str, str] | None = None) -> str:
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = self.sender, to, subject
+        msg["Message-ID"] = make_msgid(domain=self.sender.split("@")[-1])
+        for k, v in (headers or {}).items():
+            msg[k] = v
+        msg.set_content(text)
+        if html is not None:
+            msg.add_alternative(html, subtype="html")
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            if self.starttls:
+                smtp.starttls()
+            if self.username:
+                smtp.login(self.username, self.password or "")
+            smtp.send_message(msg)
+        return msg["Message-ID"]
