@@ -17,7 +17,7 @@ def run_sandbox() -> None:
     sandbox = Sandbox(SandboxConfig(
         shop=s.shop_domain, access_token=s.shopify_access_token.get_secret_value(),
         webhook_secret=s.webhook_secret.get_secret_value(), webhook_address=f"{s.intake_url()}/webhooks/shopify",
-        plan=os.environ.get("AFTERCART_SANDBOX_PLAN", "standard"),
+        plan=os.environ.get("AFTERCART_SANDBOX_PLAN", "standard"), smtp_port=s.smtp_port,
     ))
     sandbox.start_traffic(float(os.environ.get("AFTERCART_ORDERS_PER_MINUTE", "0") or 0))
     uvicorn.run(create_app(sandbox), host=s.host, port=s.sandbox_port, log_level="warning")

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     sandbox_port: int = 8710
     intake_port: int = 8711
+    smtp_port: int = 8725  # the sandbox mailbox (SMTP); messages readable at <sandbox>/mailbox/messages
     prefect_port: int = 4200
     intake_max_body_bytes: int = 1024 * 1024
 

@@ -237,7 +237,7 @@ def create_app(sandbox: Sandbox) -> Starlette:
         with sandbox.world.lock:
             rows = [order_summary(sandbox, o) for o in sorted(sandbox.world.orders.values(), key=lambda o: -o.id)[:200]]
         body = "".join(
-            f"<tr><td>{html.escape(r['name'])}</td><td>{html.escape(r['created_at'])}</td>"
+            f"<tr><td>{html.escape(r['name'])}</td><td>{html.escape(r['created_at'][:19].replace('T', ' '))}</td>"
             f"<td>{html.escape(r['stage'])}</td><td>{html.escape(', '.join(r['holds']))}</td>"
             f"<td>{html.escape(', '.join(r['tags']))}</td><td>{html.escape(', '.join(r['messages']))}</td>"
             f"<td>{html.escape(r['email'] or '')}</td>"
@@ -246,7 +246,8 @@ def create_app(sandbox: Sandbox) -> Starlette:
             for r in rows)
         s = sandbox.sender.stats
         return HTMLResponse(
-            "<!doctype html><html><head><meta charset='utf-8'><title>aftercart sandbox</title>"
+            "<!doctype html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='5'>"
+            "<title>aftercart sandbox</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:4px 8px}th{background:#f4f4f4}</style></head><body>"
             f"<h1>aftercart sandbox: {html.escape(cfg.shop)}</h1>"
