@@ -29,6 +29,14 @@ class Settings(BaseSettings):
     shopify_access_token: SecretStr = SecretStr("sandbox-token")
     webhook_secret: SecretStr = SecretStr("sandbox-webhook-secret")
 
+    # 3PL and mail (the sandbox's by default)
+    threepl_url: str | None = Field(default=None, description="3PL REST base URL; default the sandbox")
+    smtp_host: str = "127.0.0.1"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "orders@sandbox.test"
+
     # Local services started by `aftercart up`
     host: str = "127.0.0.1"
     sandbox_port: int = 8710
@@ -47,6 +55,9 @@ class Settings(BaseSettings):
 
     def intake_url(self) -> str:
         return f"http://{self.host}:{self.intake_port}"
+
+    def threepl_base_url(self) -> str:
+        return self.threepl_url or self.sandbox_url()
 
     def graphql_url(self) -> str:
         return self.shopify_admin_url or f"{self.sandbox_url()}/admin/api/{self.shopify_api_version}/graphql.json"
