@@ -13,6 +13,9 @@ Routes
   POST /3pl/orders/<id>/advance            3PL: move it on ({"status": picking|packed|shipped})
   POST /carrier/events                     carrier: {"tracking_number", "status"}
   GET  /mailbox/messages                   every message the SMTP mailbox received (?to=)
+  POST /helpdesk/tickets                   helpdesk: a customer writes in ({channel, customer, text, order?})
+  GET  /helpdesk/tickets                   helpdesk: every ticket (?order= name)
+  POST /helpdesk/tickets/<id>/tags         helpdesk: add signal tags ({"tags": [...]})
   GET  /                                   the read-only sandbox page
   GET  /health
 """
@@ -78,6 +81,7 @@ class Sandbox:
         self.threepl = ThreePL(self.ops, config.threepl_push_url, auto_minutes=config.threepl_auto_minutes)
         self._auto = AutoAdvance(self.threepl) if config.threepl_auto_minutes and not self.world.clock.simulated else None
         self.mailbox = Mailbox()
+        self.tickets: list[dict[str, Any]] = []
         self._smtp = start_smtp(self.mailbox, port=config.smtp_port) if config.smtp_port else None
         self.sender = WebhookSender(config.shop, config.webhook_secret, API_VERSION, retry_base=config.retry_base,
                                     duplicate_rate=config.duplicate_rate, reorder_rate=config.reorder_rate,
@@ -158,6 +162,8 @@ def order_summary(sandbox: "Sandbox", o: OrderState) -> dict[str, Any]:
         "stage": stage_of(sandbox, o), "warehouse_flags": w.flags if w else [],
         "messages": [m.headers.get("X-Aftercart-Template", m.subject)
                      for m in sandbox.mailbox.find(header=("X-Aftercart-Order", o.name))],
+        "tickets": [f"{t['id']}:{t['channel']}" + (f" [{', '.join(t['tags'])}]" if t["tags"] else "")
+                    for t in sandbox.tickets if t["order"] == o.name],
         "holds": [h.handle for fo in o.fulfillment_orders for h in fo.holds],
         "shipping_address": o.shipping_address, "order_type": o.order_type, "risk": o.risk.lower(),
         "line_items": [{"sku": li.sku, "quantity": li.quantity} for li in o.line_items],
@@ -240,6 +246,7 @@ def create_app(sandbox: Sandbox) -> Starlette:
             f"<tr><td>{html.escape(r['name'])}</td><td>{html.escape(r['created_at'][:19].replace('T', ' '))}</td>"
             f"<td>{html.escape(r['stage'])}</td><td>{html.escape(', '.join(r['holds']))}</td>"
             f"<td>{html.escape(', '.join(r['tags']))}</td><td>{html.escape(', '.join(r['messages']))}</td>"
+            f"<td>{html.escape(', '.join(r['tickets']))}</td>"
             f"<td>{html.escape(r['email'] or '')}</td>"
             f"<td>{html.escape(r['shipping_address'].get('country_code') or '')}</td>"
             f"<td>{html.escape(r['total'])} {html.escape(r['currency'])}</td></tr>"
@@ -253,9 +260,9 @@ def create_app(sandbox: Sandbox) -> Starlette:
             f"<h1>aftercart sandbox: {html.escape(cfg.shop)}</h1>"
             f"<p>{len(sandbox.world.orders)} orders · webhooks delivered {s.delivered}, failed attempts "
             f"{s.failed_attempts}, pending {sandbox.sender.pending()} · mailbox {len(sandbox.mailbox.messages)} "
-            "messages · tickets: none (the helpdesk arrives with ticket triage)</p>"
+            f"messages · helpdesk {len(sandbox.tickets)} tickets</p>"
             "<table><thead><tr><th>order</th><th>placed</th><th>stage</th><th>holds</th><th>tags</th>"
-            "<th>messages</th><th>customer</th><th>country</th><th>total</th></tr></thead><tbody>"
+            "<th>messages</th><th>tickets</th><th>customer</th><th>country</th><th>total</th></tr></thead><tbody>"
             f"{body}</tbody></table></body></html>")
 
     async def set_faults(request: Request) -> JSONResponse:
@@ -310,6 +317,30 @@ def create_app(sandbox: Sandbox) -> Starlette:
             o, f = sandbox.ops.tracking_event(str(body.get("tracking_number") or ""), str(body.get("status") or ""))
         return {"order": o.name, "tracking_number": f.tracking_number, "status": f.shipment_status}
 
+    def new_ticket(request: Request, body: dict) -> dict:
+        channel, text = body.get("channel"), body.get("text")
+        if channel not in ("email", "chat", "social", "phone", "self_service") or not isinstance(text, str):
+            raise ValueError("a ticket needs a channel (email, chat, social, phone, self_service) and a text")
+        with sandbox.world.lock:
+            t = {"id": len(sandbox.tickets) + 1, "channel": channel, "customer": body.get("customer"),
+                 "order": body.get("order"), "text": text, "tags": [], "status": "open",
+                 "created_at": iso(sandbox.world.clock.now())}
+            sandbox.tickets.append(t)
+        return t
+
+    def tag_ticket(request: Request, body: dict) -> dict:
+        tid = int(request.path_params["ticket_id"])
+        with sandbox.world.lock:
+            t = next((x for x in sandbox.tickets if x["id"] == tid), None)
+            if t is None:
+                raise ThreePLError(404, f"ticket {tid} does not exist")
+            t["tags"] = sorted(set(t["tags"]) | {str(x) for x in body.get("tags") or []})
+        return t
+
+    async def tickets(request: Request) -> JSONResponse:
+        order = request.query_params.get("order")
+        return JSONResponse({"tickets": [t for t in sandbox.tickets if order is None or t["order"] == order]})
+
     async def mailbox(request: Request) -> JSONResponse:
         msgs = sandbox.mailbox.find(to=request.query_params.get("to"))
         return JSONResponse({"messages": [m.as_dict() for m in msgs]})
@@ -327,6 +358,9 @@ def create_app(sandbox: Sandbox) -> Starlette:
         *routes_3pl,
         Route("/carrier/events", threepl_call(carrier_event), methods=["POST"]),
         Route("/mailbox/messages", mailbox, methods=["GET"]),
+        Route("/helpdesk/tickets", threepl_call(new_ticket), methods=["POST"]),
+        Route("/helpdesk/tickets", tickets, methods=["GET"]),
+        Route("/helpdesk/tickets/{ticket_id:int}/tags", threepl_call(tag_ticket), methods=["POST"]),
         Route("/", page, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
     ], lifespan=_lifespan(sandbox))

@@ -158,7 +158,12 @@ def order_view(o: OrderState, world: World) -> dict:
         "shippingLine": {"title": o.shipping_method.title(), "code": o.shipping_method,
                          "originalPriceSet": money_bag(o.shipping_price, o.currency)},
         "customAttributes": [{"key": "order_type", "value": o.order_type}],
+        "disputes": [{"id": gid("ShopifyPaymentsDispute", d["id"]), "initiatedAs": d["initiatedAs"],
+                      "status": d["status"]} for d in o.disputes],
         "customer": ({"id": gid("Customer", customer.id), "tags": list(customer.tags), "locale": customer.locale,
+                      "orders": lambda info, **kw: connection(
+                          sorted((x for x in world.orders.values() if x.customer_id == customer.id),
+                                 key=lambda x: x.created_at), lambda x: order_view(x, world), **kw),
                       "displayName": customer.email or "", "defaultEmailAddress": {"emailAddress": customer.email},
                       "numberOfOrders": str(sum(1 for x in world.orders.values() if x.customer_id == customer.id))}
                      if customer else None),

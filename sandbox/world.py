@@ -12,7 +12,7 @@ import random
 import threading
 from functools import lru_cache
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -87,6 +87,7 @@ class OrderState:
     cancelled_at: datetime | None = None
     cancel_reason: str | None = None
     refunds: list[dict[str, Any]] = field(default_factory=list)
+    disputes: list[dict[str, Any]] = field(default_factory=list)  # {"id", "initiatedAs", "status"}
 
     @property
     def total(self) -> Decimal:
@@ -151,6 +152,21 @@ class World:
         self.customers[c.id] = c
         return c
 
+    def _add_chargeback_history(self, customer: CustomerState, wanted: int, now: datetime) -> None:
+        """Chargebacks live on past orders (Order.disputes): add closed historical orders that carry
+        them, placed months ago and sending no webhooks, until the customer has `wanted`."""
+        while customer.chargebacks < wanted:
+            when = now - timedelta(days=90 + 7 * customer.chargebacks)
+            oid = next(self._ids)
+            past = OrderState(
+                id=oid, name=f"#H{oid % 100000}", created_at=when, updated_at=when, email=customer.email, phone=None,
+                customer_locale=customer.locale, customer_id=customer.id, tags=[], note="historical", line_items=[],
+                shipping_address={}, currency="USD", gateways=["shopify_payments"], risk="LOW",
+                order_type="standard", shipping_method="standard", fulfillment_status="FULFILLED",
+                disputes=[{"id": next(self._ids), "initiatedAs": "CHARGEBACK", "status": "LOST"}])
+            self.orders[oid] = past
+            customer.chargebacks += 1
+
     def create_order(self, data: dict[str, Any]) -> OrderState:
         """Place an order from the scenario-format fields (customer, shipping_address, line_items...)."""
         country = (data.get("shipping_address") or {}).get("country_code")
@@ -161,7 +177,7 @@ class World:
             cust_in = data.get("customer") or {}
             customer = self._customer_for(cust_in.get("email"), cust_in.get("locale") or "en")
             if "chargebacks" in cust_in:
-                customer.chargebacks = int(cust_in["chargebacks"])
+                self._add_chargeback_history(customer, int(cust_in["chargebacks"]), now)
             for t in cust_in.get("tags") or []:
                 if t not in customer.tags:
                     customer.tags.append(t)

@@ -212,3 +212,12 @@ def test_bad_requests_to_the_sandbox_get_clear_errors(s):
     assert r.status_code == 400 and "XZ" in r.json()["error"]
     r = s.http.post(f"{s.url}/sandbox/faults", json={"rules": {"*": {"meteor": 0.5}}})
     assert r.status_code == 400 and "meteor" in r.json()["error"]
+
+
+def test_customer_chargebacks_come_from_disputes_on_past_orders(s):
+    oid = place(s.sandbox, customer={"email": "cb@example.com", "locale": "en", "chargebacks": 2,
+                                     "tags": ["dispute-risk"]})
+    assert s.shopify.customer_history(oid) == {"customer_id": s.shopify.customer_history(oid)["customer_id"],
+                                               "tags": ["dispute-risk"], "chargebacks": 2}
+    clean = place(s.sandbox, customer={"email": "clean@example.com", "locale": "en"})
+    assert s.shopify.customer_history(clean)["chargebacks"] == 0

@@ -32,6 +32,8 @@ def test_sandbox_page_shows_live_orders_with_stage_holds_and_tags(tmp_path):
         for status in ("picking", "packed", "shipped"):
             s.http.post(f"{s.url}/3pl/orders/{shipped}/advance", json={"status": status}).raise_for_status()
         names = {oid: s.sandbox.world.orders[oid].name for oid in (held, shipped)}
+        s.http.post(f"{s.url}/helpdesk/tickets", json={"channel": "email", "customer": "held@example.com",
+                                                       "order": names[held], "text": "wrong flat number"})
         shot = Path(os.environ.get("AFTERCART_SCREENSHOT_DIR", tmp_path)) / "sandbox.png"
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
@@ -44,5 +46,6 @@ def test_sandbox_page_shows_live_orders_with_stage_holds_and_tags(tmp_path):
             browser.close()
     assert title == "aftercart sandbox"
     assert rows[names[held]][2:5] == ["unfulfilled", "ac:hold:address", "ac:hold:address"]
+    assert rows[names[held]][6] == "1:email"
     assert rows[names[shipped]][2] == "shipped"
     assert shot.stat().st_size > 10_000  # a real rendered page, not an empty canvas

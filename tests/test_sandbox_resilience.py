@@ -148,3 +148,56 @@ def test_mailer_sends_to_the_sandbox_mailbox():
     m = msgs[0]
     assert m["subject"] == "Your order #1001" and m["text"].strip() == "Thanks!" and "<p>" in m["html"]
     assert m["headers"]["X-Aftercart-Template"] == "order_confirmation"
+
+
+def test_threepl_pushes_signed_status_changes_and_advances_on_the_simulated_clock():
+    from datetime import datetime, timedelta, timezone
+
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from intake.hmac_sign import verify
+    from sandbox.app import Sandbox, SandboxConfig
+    from sandbox.clock import Clock
+
+    pushes = []
+
+    async def receive(request):
+        raw = await request.body()
+        pushes.append((verify("sandbox-3pl-secret", raw, request.headers.get("x-3pl-signature")), json.loads(raw)))
+        return JSONResponse({})
+
+    with serve_app(Starlette(routes=[Route("/3pl", receive, methods=["POST"])])) as hook:
+        clock = Clock(datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc))
+        sb = Sandbox(SandboxConfig(threepl_push_url=f"{hook}/3pl",
+                                   threepl_auto_minutes={"received": 10, "picking": 15, "packed": 20}), clock=clock)
+        try:
+            oid = place(sb)
+            sb.threepl.receive({"order_id": oid, "lines": [{"sku": "MUG", "quantity": 1}]})
+            assert sb.threepl.tick() == 0
+            clock.advance(timedelta(minutes=10))
+            assert sb.threepl.tick() == 1 and sb.threepl.orders[oid].status == "picking"
+            clock.advance(timedelta(minutes=15))
+            assert sb.threepl.tick() == 1 and sb.threepl.orders[oid].status == "packed"
+            clock.advance(timedelta(minutes=19))
+            assert sb.threepl.tick() == 0  # 20 minutes in `packed` not yet over
+            clock.advance(timedelta(minutes=1))
+            assert sb.threepl.tick() == 1 and sb.threepl.orders[oid].status == "shipped"
+            assert sb.world.orders[oid].fulfillment_status == "FULFILLED"
+            with pytest.raises(ValueError):
+                clock.set(datetime(2026, 11, 27, 8, 0, tzinfo=timezone.utc))  # time never goes backwards
+        finally:
+            sb.close()
+    assert [p[1]["event"] for p in pushes] == ["received", "picking", "packed", "shipped"]
+    assert all(ok for ok, _ in pushes)
+    assert pushes[-1][1]["order"]["tracking_number"]
+
+
+def test_slow_replies_are_slow_but_answered():
+    with served_sandbox() as s:
+        s.http.post(f"{s.url}/sandbox/faults", json={"slow_seconds": 0.3, "rules": {"OrderById": {"slow": 1.0}}})
+        oid = place(s.sandbox)
+        t0 = time.monotonic()
+        assert s.shopify.order(oid)["name"].startswith("#")
+        assert time.monotonic() - t0 >= 0.3

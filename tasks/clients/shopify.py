@@ -211,6 +211,16 @@ class ShopifyClient:
                 out[q["name"]] = out.get(q["name"], 0) + q["quantity"]
         return out
 
+    def customer_history(self, order_id: int) -> dict[str, Any]:
+        """The order's customer: tags and chargebacks (disputes initiated as CHARGEBACK) on their orders."""
+        order = self.execute("CustomerHistory", {"id": order_gid(order_id)})["order"]
+        if order is None:
+            raise ShopifyError(f"order {order_id} does not exist")
+        customer = order.get("customer") or {}
+        orders = ((customer.get("orders") or {}).get("nodes")) or []
+        chargebacks = sum(1 for o in orders for d in o.get("disputes") or [] if d["initiatedAs"] == "CHARGEBACK")
+        return {"customer_id": customer.get("id"), "tags": customer.get("tags") or [], "chargebacks": chargebacks}
+
     def fulfillments(self, order_id: int) -> dict[str, Any]:
         return self.execute("OrderFulfillments", {"id": order_gid(order_id)})["order"]
 
