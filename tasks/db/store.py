@@ -96,26 +96,30 @@ def upsert_order(url: str, shop: str, facts: OrderFacts, snapshot: dict[str, Any
         country_code=facts.country_code, tags=facts.tags, stage=facts.stage, snapshot=snapshot,
         shopify_updated_at=ts, updated_at=utcnow(),
     )
-    with session(url) as s:
-        res = s.exec(
-            update(Order)
-            .where(Order.id == facts.id, Order.shopify_updated_at < ts)
-            .values(version=Order.version + 1, **values)
-        )
-        if res.rowcount:
-            s.commit()
-            return "apply"
-        row = s.get(Order, facts.id)
-        if row is not None:
-            s.rollback()
-            return compare_snapshot(as_utc(row.shopify_updated_at), ts)
-        s.add(Order(id=facts.id, shop=shop, version=1, **values))
-        try:
-            s.commit()
-        except IntegrityError:  # a concurrent first insert of the same order: compare again
-            s.rollback()
-            return upsert_order(url, shop, facts, snapshot)
-        return "apply"
+    for _ in range(50):
+        with session(url) as s:
+            res = s.exec(
+                update(Order)
+                .where(Order.id == facts.id, Order.shopify_updated_at < ts)
+                .values(version=Order.version + 1, **values)
+            )
+            if res.rowcount:
+                s.commit()
+                return "apply"
+            row = s.get(Order, facts.id)
+            if row is not None:
+                s.rollback()
+                verdict = compare_snapshot(as_utc(row.shopify_updated_at), ts)
+                if verdict != "apply":
+                    return verdict
+                continue  # the row appeared (or moved) after our UPDATE looked: try again
+            s.add(Order(id=facts.id, shop=shop, version=1, **values))
+            try:
+                s.commit()
+                return "apply"
+            except IntegrityError:  # a concurrent first insert of the same order: compare again
+                s.rollback()
+    raise RuntimeError(f"order {facts.id}: could not apply the snapshot after 50 attempts")
 
 
 def get_order(url: str, order_id: int) -> Order | None:
