@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     prefect_port: int = 4200
     intake_max_body_bytes: int = 1024 * 1024
 
+    def prefect_ui_url(self) -> str:
+        import os
+
+        return os.environ.get("PREFECT_UI_URL") or f"http://{self.host}:{self.prefect_port}"
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

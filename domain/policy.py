@@ -59,10 +59,32 @@ class RoleRule(Strict):
         return v
 
 
+Choice = Literal["approve", "reject", "ship_as_is", "correct_address", "cancel", "keep_hold"]
+
+
+class ApprovalKind(Strict):
+    choices: tuple[Choice, ...] = Field(min_length=1)
+    default: Choice
+    needs_note: tuple[Choice, ...] = ()
+    address_choice: Choice | None = None  # the choice that carries a corrected address
+    not_for_invalid: tuple[Choice, ...] = ()  # choices refused when the address verdict is `invalid`
+
+    @model_validator(mode="after")
+    def _choices_known(self):
+        for name, values in (("default", (self.default,)), ("needs_note", self.needs_note),
+                             ("address_choice", (self.address_choice,) if self.address_choice else ()),
+                             ("not_for_invalid", self.not_for_invalid)):
+            missing = [v for v in values if v not in self.choices]
+            if missing:
+                raise ValueError(f"{name} names {missing}, which are not among the choices {list(self.choices)}")
+        return self
+
+
 class Approvals(Strict):
     rank: tuple[Role, ...] = Field(min_length=1, description="lowest to highest authority")
     roles: dict[Role, RoleRule]
     default_decision: Literal["deny"] = "deny"
+    kinds: dict[str, ApprovalKind] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _roles_consistent(self):

@@ -2,8 +2,8 @@
 
 Support has 4 hours, then ops; ops 1 hour, then management; management 24 hours, then the
 kind's default (keep the hold, deny the request). Each step is audited and recorded as a
-decision. Resuming the waiting flow run with the default decision belongs to the approvals
-helper (flows/approvals.py), which reads the approval's status when it wakes.
+decision. An escalation emails the new role's approvers; a default is recorded first, then the
+waiting run is resumed and, reading the approval's status, returns the policy's decision.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from prefect.artifacts import create_table_artifact
 
 from domain.approvals import on_deadline
 from flows.runtime import runtime
-from tasks.approvals import load_overdue, save_outcomes
+from tasks.approvals import load_overdue, save_outcomes, wake_waiting_run
+from tasks.effects import send_mail
 
 
 @flow(name="approval-deadline-sweep")
@@ -26,12 +27,30 @@ def sweep_approval_deadlines(now: datetime | None = None) -> dict[str, int]:
     overdue = load_overdue(rt.database_url, now)
     outcomes = []
     for a in overdue:
-        out = on_deadline(rt.policy, a["role"], a["deadline"], now)
+        out = on_deadline(rt.policy, a["kind"], a["role"], a["deadline"], now)
         if out.action != "wait":
             outcomes.append({"id": a["id"], "action": out.action, "role": out.role, "deadline": out.deadline,
                              "decision": out.decision, "reasons": out.reasons, "order_name": a["order_name"],
-                             "kind": a["kind"], "from_role": a["role"]})
+                             "order_id": a["order_id"], "kind": a["kind"], "from_role": a["role"],
+                             "asked": a["asked"], "flow_run_id": a["flow_run_id"], "escalations": a["escalations"]})
+    notify = send_mail.with_options(retries=1, retry_delay_seconds=1)
     saved = save_outcomes(rt.database_url, outcomes, rt.policy.version, rt.policy.content_hash)
+    for o in outcomes:
+        if o["action"] == "escalate":
+            for approver in rt.policy.approvals.roles[o["role"]].approvers:
+                sent = notify(rt.database_url, o["order_id"], approver,
+                          f"[aftercart] {o['order_name']}: {o['kind'].replace('_', ' ')} escalated to {o['role']}",
+                          f"{o['asked']}\n\n{o['from_role']} did not decide in time; decide by "
+                          f"{o['deadline']:%Y-%m-%d %H:%M} UTC: {rt.settings.prefect_ui_url()}/runs/flow-run/"
+                          f"{o['flow_run_id']}\nor: aftercart approvals approve {o['id']} --as {approver}", None,
+                          {"X-Aftercart-Approval": o["id"], "X-Aftercart-Order": o["order_name"] or ""},
+                          effect_key=f"approval:{o['id']}:notify:{o['role']}:{o['escalations'] + 1}:{approver}",
+                          return_state=True)
+                if sent.is_failed():  # the escalation stands; the ledger row keeps the failed mail
+                    log.warning("could not email %s about %s", approver, o["id"])
+        elif o["flow_run_id"]:
+            wake_waiting_run(o["flow_run_id"], {"decision": o["decision"], "approver": "aftercart:deadline",
+                                                "note": "; ".join(o["reasons"])})
     if outcomes:
         create_table_artifact(
             key="approval-deadlines",

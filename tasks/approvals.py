@@ -12,10 +12,27 @@ from tasks.db import store
 
 @task(retries=3, retry_delay_seconds=2)
 def load_overdue(database_url: str, now: datetime) -> list[dict[str, Any]]:
-    return [{"id": a.id, "kind": a.kind, "order_name": a.order_name, "role": a.role,
+    return [{"id": a.id, "kind": a.kind, "order_name": a.order_name, "order_id": a.order_id, "role": a.role,
+             "asked": a.asked, "flow_run_id": a.flow_run_id, "escalations": a.escalations,
              "deadline": store.as_utc(a.deadline)} for a in store.overdue_approvals(database_url, now)]
 
 
 @task(retries=3, retry_delay_seconds=2)
 def save_outcomes(database_url: str, outcomes: list[dict[str, Any]], policy_version: str, policy_hash: str) -> int:
     return store.apply_deadline_outcomes(database_url, outcomes, policy_version, policy_hash)
+
+
+@task(retries=2, retry_delay_seconds=2)
+def wake_waiting_run(flow_run_id: str, run_input: dict[str, Any]) -> bool:
+    """Resume the run waiting on a defaulted approval; a run that no longer waits is left alone."""
+    from prefect import get_run_logger
+    from prefect.exceptions import FlowPauseTimeout, NotPausedError
+
+    from tasks.approvals_io import resume_waiting_run
+
+    try:
+        resume_waiting_run(flow_run_id, run_input)
+        return True
+    except (NotPausedError, FlowPauseTimeout, RuntimeError) as exc:
+        get_run_logger().warning("run %s was not waiting (%s); the default is recorded", flow_run_id, exc)
+        return False

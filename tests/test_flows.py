@@ -95,7 +95,18 @@ def _approval(url, role, deadline, id_="a1"):
         s.commit()
 
 
-def test_deadline_sweep_escalates_then_defaults(aftercart_env):
+@pytest.fixture
+def mailbox(aftercart_env, monkeypatch):
+    """The sandbox's SMTP mailbox, where approvers are told of escalations."""
+    from tests.sandbox_fixtures import served_sandbox
+
+    smtp = free_port()
+    with served_sandbox(smtp_port=smtp) as served:
+        monkeypatch.setenv("AFTERCART_SMTP_PORT", str(smtp))
+        yield served.sandbox.mailbox
+
+
+def test_deadline_sweep_escalates_then_defaults(aftercart_env, mailbox):
     from flows.approval_sweep import sweep_approval_deadlines
 
     url = aftercart_env
@@ -113,8 +124,9 @@ def test_deadline_sweep_escalates_then_defaults(aftercart_env):
         a = s.get(Approval, "a1")
         audit = [r.action for r in s.exec(select(AuditLog).order_by(AuditLog.id)).all()]
         decisions = s.exec(select(Decision)).all()
-    assert (a.role, a.status, a.decision, a.decided_by) == ("management", "defaulted", "deny", "aftercart:deadline")
+    assert (a.role, a.status, a.decision, a.decided_by) == ("management", "defaulted", "reject", "aftercart:deadline")
     assert audit == ["approval.escalate", "approval.escalate", "approval.default_decision"]
+    assert [len(mailbox.find(to=a)) for a in ("ops@sandbox.test", "owner@sandbox.test")] == [1, 1]
     policy = load_policy()
     assert {(d.policy_version, d.policy_hash) for d in decisions} == {(policy.version, policy.content_hash)}
 

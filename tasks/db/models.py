@@ -111,6 +111,10 @@ class Approval(SQLModel, table=True):
     decided_at: Optional[datetime] = _ts(nullable=True)
     policy_version: str = ""
     policy_hash: str = ""
+    refusals: int = 0  # decisions refused so far (each re-opens the wait under a new key)
+    context: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
+    address_verdict: Optional[str] = None
+    decided_address: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Message(SQLModel, table=True):

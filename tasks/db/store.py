@@ -308,3 +308,101 @@ def grouped_counts(url: str, since: datetime) -> dict[str, list[dict[str, Any]]]
             "approvals": [{"role": r, "status": st, "count": c} for r, st, c in rows(
                 Approval.role, Approval.status, model=Approval)],
         }
+
+
+def open_approval(url: str, approval) -> Any:
+    """Insert the approval request once; a re-run of the flow gets the row it created before."""
+    from tasks.db.models import Approval
+
+    with session(url) as s:
+        existing = s.get(Approval, approval.id)
+        if existing is not None:
+            return existing
+        s.add(approval)
+        s.add(AuditLog(actor="aftercart", action="approval.requested", subject=f"approval:{approval.id}",
+                       detail={"kind": approval.kind, "order": approval.order_name, "role": approval.role,
+                               "rule": approval.rule, "deadline": approval.deadline.isoformat()}))
+        try:
+            s.commit()
+        except IntegrityError:
+            s.rollback()
+            return s.get(Approval, approval.id)
+        return approval
+
+
+def get_approval(url: str, approval_id: str) -> Any:
+    from tasks.db.models import Approval
+
+    with session(url) as s:
+        return s.get(Approval, approval_id)
+
+
+def list_approvals(url: str, status: str | None = "pending", role: str | None = None,
+                   overdue_at: datetime | None = None) -> list:
+    from tasks.db.models import Approval
+
+    with session(url) as s:
+        q = select(Approval)
+        if status:
+            q = q.where(Approval.status == status)
+        if role:
+            q = q.where(Approval.role == role)
+        if overdue_at is not None:
+            q = q.where(Approval.deadline <= as_utc(overdue_at))
+        return list(s.exec(q.order_by(Approval.deadline)).all())
+
+
+def set_approval_run(url: str, approval_id: str, flow_run_id: str) -> None:
+    from tasks.db.models import Approval
+
+    with session(url) as s:
+        a = s.get(Approval, approval_id)
+        if a.flow_run_id != flow_run_id:
+            a.flow_run_id = flow_run_id
+            s.add(a)
+            s.commit()
+
+
+def refuse_decision(url: str, approval_id: str, approver: str, decision: str, reasons: list[str],
+                    channel: str) -> int:
+    """Audit a refused decision; the request keeps waiting. Returns the refusals so far."""
+    from tasks.db.models import Approval
+
+    with session(url) as s:
+        a = s.get(Approval, approval_id)
+        a.refusals += 1
+        s.add(a)
+        s.add(AuditLog(actor=approver or "(anonymous)", action="approval.refused", subject=f"approval:{approval_id}",
+                       detail={"decision": decision, "reasons": reasons, "channel": channel}))
+        s.commit()
+        return a.refusals
+
+
+def decide_approval(url: str, approval_id: str, approver: str, decision: str, note: str | None,
+                    address: dict | None, policy_version: str, policy_hash: str, channel: str) -> Any:
+    """Record an accepted decision (status, who, when, note) with its audit and decision rows."""
+    from tasks.db.models import Approval
+
+    with session(url) as s:
+        a = s.get(Approval, approval_id)
+        if a.status != "pending":
+            return a
+        a.status = "rejected" if decision == "reject" else "approved"
+        a.decision, a.decided_by, a.note, a.decided_at = decision, approver, note, utcnow()
+        a.decided_address = address
+        s.add(a)
+        s.add(AuditLog(actor=approver, action="approval.decided", subject=f"approval:{approval_id}",
+                       detail={"decision": decision, "note": note, "channel": channel}))
+        s.add(Decision(sop="approvals", subject=f"approval:{approval_id}", outcome=decision,
+                       reasons=[f"decided by {approver}"] + ([note] if note else []), rule=a.rule,
+                       policy_version=policy_version, policy_hash=policy_hash, actor=approver,
+                       inputs={"kind": a.kind, "order_id": a.order_id, "role": a.role, "channel": channel}))
+        s.commit()
+        return a
+
+
+def record_effect_of_decision(url: str, approval_id: str, effect: dict[str, Any]) -> None:
+    """Every decision is recorded with the effect it caused."""
+    with session(url) as s:
+        s.add(AuditLog(actor="aftercart", action="approval.effect", subject=f"approval:{approval_id}", detail=effect))
+        s.commit()
