@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+
+from aftercart.approvals_cli import app as approvals_app
 from rich.console import Console
 from rich.table import Table
 
@@ -14,6 +16,7 @@ policy_app = typer.Typer(help="Check and inspect policy files.", no_args_is_help
 db_app = typer.Typer(help="The operational store.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
+app.add_typer(approvals_app, name="approvals")
 
 
 def _out() -> Console:

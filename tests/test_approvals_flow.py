@@ -8,33 +8,18 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from prefect import flow
 from prefect.client.orchestration import get_client
 from sqlmodel import select
 
-from flows.approvals import ApprovalRequest, await_approval
-from tasks import effects
 from tasks.approvals_io import resume_waiting_run
 from tasks.db import store
 from tasks.db.engine import session
 from tasks.db.models import AuditLog, Decision
+from tests.approval_demo import cancellation_needing_ops
 from tests.helpers import free_port
 from tests.sandbox_fixtures import place, served_sandbox
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-@flow(flow_run_name="cancellation-review {order_name}")
-def cancellation_needing_ops(database_url: str, order_id: int, order_name: str) -> dict:
-    effects.add_tags(database_url, order_id, ["ac:cancel:requested"], effect_key=f"order:{order_id}:c1:tag")
-    out = await_approval(ApprovalRequest(
-        kind="cancellation", order_id=order_id, order_name=order_name, role="ops", request_key="c1",
-        asked="Cancel this order while the warehouse picks it?", rule="cancellation.rules.at_the_warehouse",
-        context={"customer": "dana@example.com", "stage": "picking", "why": "the order is at the warehouse",
-                 "items": [{"sku": "MUG", "quantity": 1}]}))
-    if out.decision == "approve":
-        effects.cancel_order(database_url, order_id, "CUSTOMER", True, True, effect_key=f"order:{order_id}:c1:cancel")
-    return {"decision": out.decision, "approver": out.approver, "by_policy": out.by_policy}
 
 
 def _start(fn, *args):

@@ -365,13 +365,18 @@ def set_approval_run(url: str, approval_id: str, flow_run_id: str) -> None:
 
 def refuse_decision(url: str, approval_id: str, approver: str, decision: str, reasons: list[str],
                     channel: str) -> int:
-    """Audit a refused decision; the request keeps waiting. Returns the refusals so far."""
+    """Audit a refused decision; the request keeps waiting. Returns the refusals so far.
+
+    Only a refusal of a resumed run ("resume") counts: the waiting run pauses again under a new
+    key. One refused before any resume (the CLI checks first) leaves the run's wait as it is.
+    """
     from tasks.db.models import Approval
 
     with session(url) as s:
         a = s.get(Approval, approval_id)
-        a.refusals += 1
-        s.add(a)
+        if channel == "resume":
+            a.refusals += 1
+            s.add(a)
         s.add(AuditLog(actor=approver or "(anonymous)", action="approval.refused", subject=f"approval:{approval_id}",
                        detail={"decision": decision, "reasons": reasons, "channel": channel}))
         s.commit()
