@@ -160,8 +160,8 @@ def order_summary(sandbox: "Sandbox", o: OrderState) -> dict[str, Any]:
         "id": o.id, "name": o.name, "created_at": iso(o.created_at), "updated_at": iso(o.updated_at),
         "email": o.email, "customer_locale": o.customer_locale, "tags": o.tags,
         "stage": stage_of(sandbox, o), "warehouse_flags": w.flags if w else [],
-        "messages": [m.headers.get("X-Aftercart-Template", m.subject)
-                     for m in sandbox.mailbox.find(header=("X-Aftercart-Order", o.name))],
+        "messages": [m.headers.get("X-Aftercart-Template", m.subject)  # what the customer received
+                     for m in sandbox.mailbox.find(to=o.email, header=("X-Aftercart-Order", o.name))] if o.email else [],
         "tickets": [f"{t['id']}:{t['channel']}" + (f" [{', '.join(t['tags'])}]" if t["tags"] else "")
                     for t in sandbox.tickets if t["order"] == o.name],
         "holds": [h.handle for fo in o.fulfillment_orders for h in fo.holds],
