@@ -56,17 +56,6 @@ def tree(pid: int) -> list[int]:
     return out
 
 
-def wait(pred, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            v = pred()
-        except httpx.HTTPError:
-            v = None
-        if v:
-            return v
-        time.sleep(0.5)
-    raise SystemExit(f"timed out waiting for {what}")
 
 
 def main() -> None:
@@ -81,7 +70,7 @@ def main() -> None:
     from config.policy_loader import load_policy
     from tasks.db import store
     from tasks.db.engine import migrate
-    from tests.helpers import free_port
+    from tests.helpers import free_port, wait_for as wait
     from tests.sandbox_fixtures import place, served_sandbox
 
     tmp = Path(tempfile.mkdtemp(prefix="aftercart-bench-"))

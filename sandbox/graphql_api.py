@@ -40,13 +40,12 @@ def query_root(world: World, ops: Operations) -> dict[str, Any]:
             items = [p for p in items if needle in " ".join([p.title.lower(), p.handle, *p.tags])]
         return connection(items, lambda p: product_view(p, world), reverse=reverse, **kw)
 
+    def variants():
+        return ((p, v) for p in world.products for v in p.variants)
+
     def product_variant(info, id):
         vid = parse_gid(id, "ProductVariant")
-        for p in world.products:
-            for v in p.variants:
-                if v.id == vid:
-                    return variant_view(v, p)
-        return None
+        return next((variant_view(v, p) for p, v in variants() if v.id == vid), None)
 
     def fulfillment_order(info, id):
         fid = parse_gid(id, "FulfillmentOrder")
@@ -58,19 +57,11 @@ def query_root(world: World, ops: Operations) -> dict[str, Any]:
 
     def inventory_item(info, id):
         iid = parse_gid(id, "InventoryItem")
-        for p in world.products:
-            for v in p.variants:
-                if v.inventory_item_id == iid:
-                    return inventory_item_view(v, world)
-        return None
+        return next((inventory_item_view(v, world) for _, v in variants() if v.inventory_item_id == iid), None)
 
     def inventory_level(info, id):
         iid = parse_gid(id.split("?")[0], "InventoryLevel")
-        for p in world.products:
-            for v in p.variants:
-                if v.inventory_item_id == iid:
-                    return inventory_level_view(v, world)
-        return None
+        return next((inventory_level_view(v, world) for _, v in variants() if v.inventory_item_id == iid), None)
 
     def fulfillment_orders(info, query=None, includeClosed=False, sortKey=None, reverse=False, **kw):
         items = [(fo, o) for o in sorted(world.orders.values(), key=lambda o: o.id) for fo in o.fulfillment_orders

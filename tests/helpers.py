@@ -33,3 +33,20 @@ def serve_app(app, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def wait_for(pred, timeout: float, what: str, interval: float = 0.3):
+    """Poll `pred` until it returns something truthy (returned); fail after `timeout` seconds.
+    A predicate that raises httpx.HTTPError (a server still starting) counts as not yet."""
+    import httpx
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            value = pred()
+        except httpx.HTTPError:
+            value = None
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from aftercart.cli import app
 from tasks.db import store
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_for
 from tests.sandbox_fixtures import place, served_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,14 +41,6 @@ def _state(run_id):
         return c.read_flow_run(run_id).state
 
 
-def _wait(pred, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.3)
-    raise AssertionError(f"timed out: {what}")
 
 
 def test_suspended_run_holds_no_process_and_repeats_no_effect(aftercart_env, monkeypatch):
@@ -64,11 +56,11 @@ def test_suspended_run_holds_no_process_and_repeats_no_effect(aftercart_env, mon
         try:
             oid = place(s.sandbox)
             name = s.sandbox.world.orders[oid].name
-            run = _wait(lambda: _try_run(oid, name, aftercart_env), 60, "the deployment to be served")
+            run = wait_for(lambda: _try_run(oid, name, aftercart_env), 60, "the deployment to be served")
             aid = f"cancellation:{oid}:c1"
-            _wait(lambda: (_state(run.id).name == "Suspended"), 90, "the run to suspend")
+            wait_for(lambda: (_state(run.id).name == "Suspended"), 90, "the run to suspend")
             # no process holds the waiting run: the runner has no flow-run child left
-            _wait(lambda: not _children(runner.pid), 30, "the flow-run process to exit")
+            wait_for(lambda: not _children(runner.pid), 30, "the flow-run process to exit")
             assert store.get_approval(aftercart_env, aid).flow_run_id == str(run.id)
             assert s.sandbox.ops.applied.count(("tagsAdd", oid)) == 1
             # an outsider is refused by the CLI, audited, and the run still waits
@@ -80,7 +72,7 @@ def test_suspended_run_holds_no_process_and_repeats_no_effect(aftercart_env, mon
             assert aid in listed.output
             ok = CliRunner().invoke(app, ["approvals", "approve", aid, "--as", "ops@sandbox.test", "--note", "fine"])
             assert ok.exit_code == 0, ok.output
-            final = _wait(lambda: (st := _state(run.id)).is_final() and st, 120, "the resumed run to finish")
+            final = wait_for(lambda: (st := _state(run.id)).is_final() and st, 120, "the resumed run to finish")
             assert final.is_completed(), final
         finally:
             runner.terminate()

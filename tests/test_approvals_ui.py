@@ -19,7 +19,7 @@ import pytest
 
 from tasks.db import store
 from tasks.db.engine import migrate
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_for
 from tests.sandbox_fixtures import place, served_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,18 +29,6 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--
          "--disable-sync", "--no-first-run"]
 pytestmark = pytest.mark.slow
 
-
-def _wait(pred, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            v = pred()
-        except httpx.HTTPError:
-            v = None
-        if v:
-            return v
-        time.sleep(0.5)
-    raise AssertionError(f"timed out: {what}")
 
 
 @pytest.fixture
@@ -53,7 +41,7 @@ def prefect_server(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
                              str(port)], env=env, stdout=open(tmp_path / "server.log", "w"), stderr=subprocess.STDOUT)
     try:
-        _wait(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, 90, "the Prefect server")
+        wait_for(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, 90, "the Prefect server")
         yield api
     finally:
         proc.terminate()
@@ -83,11 +71,11 @@ def test_approver_resumes_from_the_prefect_ui_and_the_effect_shows_in_the_sandbo
         try:
             oid = place(s.sandbox)
             name = s.sandbox.world.orders[oid].name
-            dep = _wait(lambda: httpx.get(f"{api}/deployments/name/approval-demo/approval-demo").json().get("id"),
+            dep = wait_for(lambda: httpx.get(f"{api}/deployments/name/approval-demo/approval-demo").json().get("id"),
                         60, "the deployment")
             run_id = httpx.post(f"{api}/deployments/{dep}/create_flow_run", json={"parameters": {
                 "database_url": db, "order_id": oid, "order_name": name}}).json()["id"]
-            _wait(lambda: httpx.get(f"{api}/flow_runs/{run_id}").json()["state"]["name"] == "Suspended", 90,
+            wait_for(lambda: httpx.get(f"{api}/flow_runs/{run_id}").json()["state"]["name"] == "Suspended", 90,
                   "the run to wait for a decision")
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
@@ -109,9 +97,9 @@ def test_approver_resumes_from_the_prefect_ui_and_the_effect_shows_in_the_sandbo
                 boxes.nth(1).fill("pulled back from the pick, fine to cancel")
                 page.screenshot(path=str(ARTIFACTS / "approval-3-filled.png"))
                 dialog.get_by_role("button", name="Submit").click()
-                _wait(lambda: httpx.get(f"{api}/flow_runs/{run_id}").json()["state"]["type"] == "COMPLETED", 120,
+                wait_for(lambda: httpx.get(f"{api}/flow_runs/{run_id}").json()["state"]["type"] == "COMPLETED", 120,
                       "the resumed run to finish")
-                _wait(lambda: s.sandbox.world.orders[oid].cancelled_at is not None, 30, "the cancellation")
+                wait_for(lambda: s.sandbox.world.orders[oid].cancelled_at is not None, 30, "the cancellation")
                 page.goto(s.url + "/")
                 page.screenshot(path=str(ARTIFACTS / "approval-4-sandbox.png"), full_page=True)
                 row = page.locator("tbody tr", has_text=name).first.inner_text()

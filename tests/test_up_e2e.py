@@ -14,20 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = {"intake-drain", "reconciliation", "approval-deadline-sweep", "sop-metrics"}
 
 
-def _wait(pred, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.slow
@@ -41,7 +33,7 @@ def test_up_serves_every_deployment_and_sandbox_orders_produce_runs(tmp_path):
     proc = subprocess.Popen([str(exe), "up", "--orders-per-minute", "120", "--timeout", "150"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        run = _wait(lambda: (data / "run.json").exists() and json.loads((data / "run.json").read_text()), 170,
+        run = wait_for(lambda: (data / "run.json").exists() and json.loads((data / "run.json").read_text()), 170,
                     "aftercart up to be ready")
         api = run["urls"]["prefect_api"]
         assert api == f"http://127.0.0.1:{ports['PREFECT']}/api"
@@ -63,7 +55,7 @@ def test_up_serves_every_deployment_and_sandbox_orders_produce_runs(tmp_path):
                               json={"flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}}).json()
             return [r for r in runs if r["name"].startswith("drain ")]
 
-        _wait(lambda: processed() >= 3 and completed_drains(), 90, "sandbox orders drained by a deployment run")
+        wait_for(lambda: processed() >= 3 and completed_drains(), 90, "sandbox orders drained by a deployment run")
         status = subprocess.run([str(exe), "status"], cwd=ROOT, env=env, capture_output=True, text=True)
         assert status.returncode == 0, status.stdout
     finally:

@@ -159,17 +159,21 @@ class ShopifyClient:
 
     # ------------------------------------------------------------- queries
 
-    def orders_updated_since(self, since: datetime | None, page_size: int = 15) -> Iterator[dict[str, Any]]:
-        query = f"updated_at:>'{since.isoformat()}'" if since else "updated_at:>'1970-01-01T00:00:00Z'"
+    def paginate(self, name: str, field: str, variables: dict[str, Any], page_size: int,
+                 cost_per_node: float) -> Iterator[dict[str, Any]]:
+        """Every node of a connection query, page by page (cursor `after`)."""
         after = None
         while True:
-            data = self.execute("OrdersUpdatedSince", {"first": page_size, "after": after, "query": query},
-                                expected_cost=2 + page_size * 56)
-            conn = data["orders"]
+            conn = self.execute(name, {**variables, "first": page_size, "after": after},
+                                expected_cost=2 + page_size * cost_per_node)[field]
             yield from conn["nodes"]
             if not conn["pageInfo"]["hasNextPage"]:
                 return
             after = conn["pageInfo"]["endCursor"]
+
+    def orders_updated_since(self, since: datetime | None, page_size: int = 15) -> Iterator[dict[str, Any]]:
+        query = f"updated_at:>'{since.isoformat()}'" if since else "updated_at:>'1970-01-01T00:00:00Z'"
+        return self.paginate("OrdersUpdatedSince", "orders", {"query": query}, page_size, 56)
 
     def order(self, order_id: int) -> dict[str, Any] | None:
         return self.execute("OrderById", {"id": order_gid(order_id)})["order"]
@@ -181,24 +185,10 @@ class ShopifyClient:
         return order["fulfillmentOrders"]["nodes"]
 
     def open_fulfillment_orders(self, query: str | None = None, page_size: int = 50) -> Iterator[dict[str, Any]]:
-        after = None
-        while True:
-            conn = self.execute("OpenFulfillmentOrders", {"first": page_size, "after": after, "query": query},
-                                expected_cost=2 + page_size * 3)["fulfillmentOrders"]
-            yield from conn["nodes"]
-            if not conn["pageInfo"]["hasNextPage"]:
-                return
-            after = conn["pageInfo"]["endCursor"]
+        return self.paginate("OpenFulfillmentOrders", "fulfillmentOrders", {"query": query}, page_size, 3)
 
     def products(self, query: str | None = None, page_size: int = 25) -> Iterator[dict[str, Any]]:
-        after = None
-        while True:
-            conn = self.execute("Products", {"first": page_size, "after": after, "query": query},
-                                expected_cost=2 + page_size * 25)["products"]
-            yield from conn["nodes"]
-            if not conn["pageInfo"]["hasNextPage"]:
-                return
-            after = conn["pageInfo"]["endCursor"]
+        return self.paginate("Products", "products", {"query": query}, page_size, 25)
 
     def inventory(self, inventory_item_id: str) -> dict[str, int]:
         """Quantities by name (available, committed, on_hand), summed over locations."""
