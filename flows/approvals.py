@@ -30,7 +30,7 @@ from domain.approvals import check_decision, deadline_for
 from domain.policy import Policy
 from flows.runtime import runtime
 from tasks import effects
-from tasks.approvals_io import decide, note_waiting_run, open_approval, read_approval, refuse
+from tasks.approvals_io import decide, note_effect, note_waiting_run, open_approval, read_approval, refuse
 from tasks.db.models import Approval
 
 ADDRESS_FIELDS = ("address1", "address2", "city", "province_code", "zip", "country_code")
@@ -174,3 +174,8 @@ def await_approval(req: ApprovalRequest, timeout_seconds: int | None = None) -> 
                      policy.version, policy.content_hash)
         log.info("%s decided %s on %s", answer.approver, answer.decision, aid)
         return _outcome(row)
+
+
+def record_effect(outcome: ApprovalOutcome, effect: dict[str, Any]) -> None:
+    """Record what a decision caused (the SOP flow calls this after acting on the decision)."""
+    note_effect(runtime().database_url, outcome.approval_id, {"decision": outcome.decision, **effect})

@@ -43,3 +43,8 @@ def resume_waiting_run(flow_run_id: str, run_input: dict[str, Any]) -> None:
     from prefect.flow_runs import resume_flow_run
 
     resume_flow_run(UUID(flow_run_id), run_input=run_input)
+
+
+@task(retries=3, retry_delay_seconds=2)
+def note_effect(database_url: str, approval_id: str, effect: dict[str, Any]) -> None:
+    store.record_effect_of_decision(database_url, approval_id, effect)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.approvals import ApprovalRequest, await_approval
+from flows.approvals import ApprovalRequest, await_approval, record_effect
 from tasks import effects
 
 
@@ -21,7 +21,11 @@ def cancellation_needing_ops(database_url: str, order_id: int, order_name: str) 
         context={"customer": "dana@example.com", "stage": "picking", "why": "the order is at the warehouse",
                  "items": [{"sku": "MUG", "quantity": 1}]}))
     if out.decision == "approve":
-        effects.cancel_order(database_url, order_id, "CUSTOMER", True, True, effect_key=f"order:{order_id}:c1:cancel")
+        done = effects.cancel_order(database_url, order_id, "CUSTOMER", True, True,
+                                    effect_key=f"order:{order_id}:c1:cancel")
+        record_effect(out, {"cancelled_at": done.get("cancelledAt")})
+    else:
+        record_effect(out, {"cancelled_at": None, "kept": "order stays as it is"})
     return {"decision": out.decision, "approver": out.approver, "by_policy": out.by_policy}
 
 

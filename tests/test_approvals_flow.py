@@ -81,7 +81,8 @@ def test_pause_refuse_audit_then_resume_and_apply(world):
         audit = [(r.actor, r.action) for r in db.exec(select(AuditLog).order_by(AuditLog.id)).all()]
         decisions = db.exec(select(Decision).where(Decision.sop == "approvals")).all()
     assert audit == [("aftercart", "approval.requested"), ("support@sandbox.test", "approval.refused"),
-                     ("ops@sandbox.test", "approval.refused"), ("ops@sandbox.test", "approval.decided")]
+                     ("ops@sandbox.test", "approval.refused"), ("ops@sandbox.test", "approval.decided"),
+                     ("aftercart", "approval.effect")]
     assert [(d.outcome, d.actor) for d in decisions] == [("approve", "ops@sandbox.test")]
     # the ops approver was told once, with a link to the run
     mails = s.sandbox.mailbox.find(to="ops@sandbox.test")
