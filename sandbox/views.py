@@ -7,6 +7,7 @@ field's arguments, as graphql-core's default resolver calls them.
 from __future__ import annotations
 
 import base64
+import json
 import re
 from datetime import datetime
 from typing import Any, Callable, Sequence
@@ -119,10 +120,20 @@ def line_item_view(li, order: OrderState, world: World) -> dict:
     }
 
 
+# Where Shopify's Search & Discovery app keeps a product's complementary products.
+COMPLEMENTS_NAMESPACE, COMPLEMENTS_KEY = "shopify--discovery--product_recommendation", "complementary_products"
+
+
 def product_view(p, world: World) -> dict:
+    def metafield(info, key, namespace=None, **_):
+        if (namespace, key) != (COMPLEMENTS_NAMESPACE, COMPLEMENTS_KEY) or not p.complements:
+            return None
+        return {"namespace": namespace, "key": key, "type": "list.product_reference",
+                "value": json.dumps([gid("Product", c) for c in p.complements])}
+
     return {
         "__typename": "Product", "id": gid("Product", p.id), "title": p.title, "handle": p.handle, "tags": p.tags,
-        "productType": p.product_type,
+        "productType": p.product_type, "metafield": metafield,
         "variants": lambda info, **kw: connection(p.variants, lambda v: variant_view(v, p), **kw),
     }
 

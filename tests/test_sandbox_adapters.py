@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import httpx
@@ -59,6 +60,10 @@ def test_products_and_inventory(s):
     tags = {t for p in products for t in p["tags"]}
     assert {"regulated", "restricted", "digital", "bundle", "gift_card"} <= tags
     mug = next(p for p in products if p["handle"] == "mug")
+    by_id = {p["id"]: p["handle"] for p in products}
+    assert sorted(by_id[c] for c in json.loads(mug["complements"]["value"])) == ["coaster-set", "coffee-beans",
+                                                                                 "tea-sampler"]
+    assert next(p for p in products if p["handle"] == "vitamins")["complements"] is None
     item = mug["variants"]["nodes"][0]["inventoryItem"]["id"]
     before = s.shopify.inventory(item)
     assert set(before) == {"available", "committed", "on_hand"}
