@@ -9,7 +9,6 @@ import typer
 
 from aftercart.approvals_cli import app as approvals_app
 from rich.console import Console
-from rich.table import Table
 
 app = typer.Typer(help="aftercart: post-purchase operations for Shopify on Prefect 3.", no_args_is_help=True)
 policy_app = typer.Typer(help="Check and inspect policy files.", no_args_is_help=True)
