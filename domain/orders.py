@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-ORDER_TOPICS = frozenset({"orders/create", "orders/updated", "orders/edited", "orders/cancelled"})
+# Topics whose body is the whole order (a snapshot); `orders/edited` carries an `order_edit` instead.
+ORDER_TOPICS = frozenset({"orders/create", "orders/updated", "orders/cancelled"})
 FULFILLMENT_TOPICS = frozenset(
     {
         "fulfillments/create",
@@ -15,7 +16,18 @@ FULFILLMENT_TOPICS = frozenset(
         "fulfillment_orders/hold_released",
     }
 )
-KNOWN_TOPICS = ORDER_TOPICS | FULFILLMENT_TOPICS
+KNOWN_TOPICS = ORDER_TOPICS | FULFILLMENT_TOPICS | {"orders/edited"}
+
+
+def order_id_in(payload: Any) -> int | None:
+    """The order a non-snapshot payload is about (`order_id`, or `order_edit.order_id`)."""
+    if not isinstance(payload, dict):
+        return None
+    for candidate in (payload.get("order_id"), (payload.get("order_edit") or {}).get("order_id")
+                      if isinstance(payload.get("order_edit"), dict) else None):
+        if isinstance(candidate, int) and not isinstance(candidate, bool) and candidate > 0:
+            return candidate
+    return None
 
 
 def event_name(topic: str) -> str:

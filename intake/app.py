@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from domain.orders import KNOWN_TOPICS, ORDER_TOPICS, event_name, order_facts
+from domain.orders import KNOWN_TOPICS, ORDER_TOPICS, event_name, order_facts, order_id_in
 from intake.hmac_sign import verify
 from tasks.db import store
 
@@ -102,7 +102,7 @@ def create_app(database_url: str, webhook_secret: str, emit: Emit | None, max_bo
         if topic in ORDER_TOPICS and facts is None:
             store.add_delivery(database_url, status="rejected", error="not an order payload (id, updated_at)", **common)
             return 400, {"error": "order payload needs a numeric id and an ISO 8601 updated_at with offset"}
-        order_id = facts.id if facts else _order_id_of(payload)
+        order_id = facts.id if facts else order_id_in(payload)
         res = store.add_delivery(database_url, status="accepted", order_id=order_id, **common)
         if res.duplicate:
             return 200, {"status": "duplicate", "id": res.id}
@@ -140,10 +140,3 @@ def create_app(database_url: str, webhook_secret: str, emit: Emit | None, max_bo
         Route("/webhooks/shopify", webhook, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
     ])
-
-
-def _order_id_of(payload: Any) -> int | None:
-    if not isinstance(payload, dict):
-        return None
-    oid = payload.get("order_id")
-    return oid if isinstance(oid, int) and not isinstance(oid, bool) else None

@@ -214,9 +214,13 @@ class Operations:
             raise OpError("The order is cancelled and can't be edited.", None, ["id"])
         if o.fulfillment_status == "FULFILLED" and (s.quantities or s.added):
             raise OpError("Can't edit line items that are already fulfilled.", None, ["id"])
+        additions: list[dict[str, Any]] = []
+        removals: list[dict[str, Any]] = []
         for line_id, qty in s.quantities.items():
             li = next(x for x in o.line_items if x.id == line_id)
             delta = qty - li.quantity
+            if delta:
+                (additions if delta > 0 else removals).append({"id": li.id, "delta": abs(delta)})
             found = self.world.variant_by_sku(li.sku)
             if found:
                 found[1].available -= delta
@@ -230,6 +234,7 @@ class Operations:
             li = LineItemState(id=next(_ids), sku=v.sku, title=f"{p.title} - {v.title}", quantity=qty, price=v.price,
                                variant_id=v.id, product_id=p.id, tags=list(p.tags))
             o.line_items.append(li)
+            additions.append({"id": li.id, "delta": qty})
             for fo in o.fulfillment_orders:
                 if fo.status not in ("CLOSED", "CANCELLED"):
                     fo.line_item_ids.append(li.id)
@@ -243,7 +248,7 @@ class Operations:
             fo.line_item_ids = [i for i in fo.line_item_ids if any(li.id == i for li in o.line_items)]
         s.committed = True
         self.applied.append(("edit", o.id))
-        self.world.touch(o, "orders/edited")
+        self.world.touch(o, "orders/edited", {"id": s.id, "additions": additions, "removals": removals})
         self.world.touch(o, "orders/updated")
         return o
 

@@ -292,4 +292,11 @@ def rest_payload(topic: str, o: OrderState, subject: Any, world: World) -> dict[
         fo, gone = subject
         return {"fulfillment_order": {"id": f"gid://shopify/FulfillmentOrder/{fo.id}", "status": fo.status.lower()},
                 "released_fulfillment_hold_ids": [f"gid://shopify/FulfillmentHold/{h.id}" for h in gone]}
+    if topic == "orders/edited":
+        edit = subject or {}
+        return {"order_edit": {
+            "id": edit.get("id"), "app_id": None, "created_at": iso(o.updated_at), "notify_customer": False,
+            "order_id": o.id, "staff_note": edit.get("staff_note") or "", "user_id": None,
+            "line_items": {"additions": edit.get("additions", []), "removals": edit.get("removals", [])},
+        }}
     return rest_order(o, world)

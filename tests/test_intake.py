@@ -177,3 +177,16 @@ def test_failed_emit_keeps_the_row(db_url):
     with TestClient(create_app(db_url, SECRET, emit=broken)) as c:
         assert deliver(c, order_payload()).status_code == 200
     assert rows(db_url)[0].status == "accepted"
+
+
+def test_orders_edited_carries_an_order_edit_not_a_snapshot(client, db_url, events):
+    deliver(client, order_payload(updated_at="2026-11-27T09:30:00-05:00"), webhook_id="a")
+    events.clear()
+    body = {"order_edit": {"id": 77, "order_id": 1001, "created_at": "2026-11-27T09:40:00-05:00",
+                           "line_items": {"additions": [{"id": 5, "delta": 1}], "removals": []}}}
+    r = deliver(client, body, topic="orders/edited", webhook_id="e1")
+    assert r.status_code == 200 and r.json()["status"] == "accepted"
+    assert rows(db_url)[-1].order_id == 1001
+    assert events[0][0] == "aftercart.shopify.orders.edited" and events[0][1]["prefect.resource.id"] == "shopify.order.1001"
+    with session(db_url) as s:
+        assert s.get(Order, 1001).version == 1  # an edit notice does not replace the snapshot
