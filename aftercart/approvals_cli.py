@@ -32,11 +32,11 @@ def list_(role: Optional[str] = typer.Option(None, help="only this role's reques
           overdue: bool = typer.Option(False, help="only requests past their deadline"),
           all_: bool = typer.Option(False, "--all", help="decided ones too")) -> None:
     """Waiting requests, soonest deadline first."""
-    from tasks.db import store
+    from tasks.db import approval_store, store
 
     settings, url, _ = _ctx()
     now = datetime.now(timezone.utc)
-    rows = store.list_approvals(url, status=None if all_ else "pending", role=role, overdue_at=now if overdue else None)
+    rows = approval_store.list_approvals(url, status=None if all_ else "pending", role=role, overdue_at=now if overdue else None)
     t = Table(title=f"approvals ({len(rows)})")
     t.add_column("id", no_wrap=True)
     for c in ("kind", "order", "role", "status", "deadline", "asked"):
@@ -54,12 +54,12 @@ def show(approval_id: str) -> None:
     """One request: what is asked, why, the order, the choices, and its audit trail."""
     from sqlmodel import select
 
-    from tasks.db import store
+    from tasks.db import approval_store, store
     from tasks.db.engine import session
     from tasks.db.models import AuditLog
 
     settings, url, policy = _ctx()
-    a = store.get_approval(url, approval_id)
+    a = approval_store.get_approval(url, approval_id)
     if a is None:
         typer.echo(f"no approval {approval_id!r}", err=True)
         raise typer.Exit(2)
@@ -89,16 +89,16 @@ def show(approval_id: str) -> None:
 def _decide(approval_id: str, approver: str, decision: str, note: str | None, address: dict | None) -> None:
     from domain.approvals import check_decision
     from tasks.approvals_io import resume_waiting_run
-    from tasks.db import store
+    from tasks.db import approval_store
 
     _, url, policy = _ctx()
-    a = store.get_approval(url, approval_id)
+    a = approval_store.get_approval(url, approval_id)
     if a is None:
         typer.echo(f"no approval {approval_id!r}", err=True)
         raise typer.Exit(2)
     check = check_decision(policy, a.kind, a.role, a.status, approver, decision, note, address, a.address_verdict)
     if not check.ok:
-        store.refuse_decision(url, a.id, approver, decision, list(check.reasons), channel="cli")
+        approval_store.refuse_decision(url, a.id, approver, decision, list(check.reasons), channel="cli")
         typer.echo(f"refused (audited; the request keeps waiting): {'; '.join(check.reasons)}", err=True)
         raise typer.Exit(2)
     if not a.flow_run_id:

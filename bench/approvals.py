@@ -68,7 +68,7 @@ def main() -> None:
 
     from domain.approvals import check_decision
     from config.policy_loader import load_policy
-    from tasks.db import store
+    from tasks.db import approval_store
     from tasks.db.engine import migrate
     from tests.helpers import free_port, wait_for as wait
     from tests.sandbox_fixtures import place, served_sandbox
@@ -139,7 +139,7 @@ def main() -> None:
             latencies = []
             for oid in orders[: args.resume]:
                 aid = f"cancellation:{oid}:c1"
-                a = store.get_approval(db, aid)
+                a = approval_store.get_approval(db, aid)
                 t = time.monotonic()
                 check = check_decision(policy, a.kind, a.role, a.status, "ops@sandbox.test", "approve", "bench", None)
                 assert check.ok, check

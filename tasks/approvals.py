@@ -7,19 +7,19 @@ from typing import Any
 
 from prefect import task
 
-from tasks.db import store
+from tasks.db import approval_store, store
 
 
 @task(retries=3, retry_delay_seconds=2)
 def load_overdue(database_url: str, now: datetime) -> list[dict[str, Any]]:
     return [{"id": a.id, "kind": a.kind, "order_name": a.order_name, "order_id": a.order_id, "role": a.role,
              "asked": a.asked, "flow_run_id": a.flow_run_id, "escalations": a.escalations,
-             "deadline": store.as_utc(a.deadline)} for a in store.overdue_approvals(database_url, now)]
+             "deadline": store.as_utc(a.deadline)} for a in approval_store.overdue_approvals(database_url, now)]
 
 
 @task(retries=3, retry_delay_seconds=2)
 def save_outcomes(database_url: str, outcomes: list[dict[str, Any]], policy_version: str, policy_hash: str) -> int:
-    return store.apply_deadline_outcomes(database_url, outcomes, policy_version, policy_hash)
+    return approval_store.apply_deadline_outcomes(database_url, outcomes, policy_version, policy_hash)
 
 
 @task(retries=2, retry_delay_seconds=2)

@@ -12,7 +12,7 @@ from prefect.client.orchestration import get_client
 from sqlmodel import select
 
 from tasks.approvals_io import resume_waiting_run
-from tasks.db import store
+from tasks.db import approval_store
 from tasks.db.engine import session
 from tasks.db.models import AuditLog, Decision
 from tests.approval_demo import cancellation_needing_ops
@@ -33,7 +33,7 @@ def _start(fn, *args):
 def _wait_paused(url, aid, refusals, timeout=60):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        a = store.get_approval(url, aid)
+        a = approval_store.get_approval(url, aid)
         if a and a.flow_run_id and a.refusals == refusals:
             with get_client(sync_client=True) as c:
                 state = c.read_flow_run(a.flow_run_id).state
@@ -100,11 +100,11 @@ def test_sweep_default_resumes_the_waiting_run_with_the_policy_decision(world):
     _wait_paused(url, aid, 0)
     now = datetime.now(timezone.utc)
     assert sweep_approval_deadlines(now=now + timedelta(hours=1, minutes=1))["changed"] == 1  # ops -> management
-    assert store.get_approval(url, aid).role == "management"
+    assert approval_store.get_approval(url, aid).role == "management"
     assert len(s.sandbox.mailbox.find(to="owner@sandbox.test")) == 1  # the new role is told
     sweep_approval_deadlines(now=now + timedelta(hours=26))  # management's 24 h pass: the default
     thread.join(60)
     assert result["value"] == {"decision": "reject", "approver": "aftercart:deadline", "by_policy": True}
     assert s.sandbox.world.orders[oid].cancelled_at is None
-    a = store.get_approval(url, aid)
+    a = approval_store.get_approval(url, aid)
     assert (a.status, a.decision) == ("defaulted", "reject")

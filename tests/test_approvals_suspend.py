@@ -15,7 +15,7 @@ from prefect.settings import PREFECT_API_URL
 from typer.testing import CliRunner
 
 from aftercart.cli import app
-from tasks.db import store
+from tasks.db import approval_store
 from tests.helpers import free_port, wait_for
 from tests.sandbox_fixtures import place, served_sandbox
 
@@ -60,7 +60,7 @@ def test_suspended_run_holds_no_process_and_repeats_no_effect(aftercart_env, mon
             wait_for(lambda: (_state(run.id).name == "Suspended"), 90, "the run to suspend")
             # no process holds the waiting run: the runner has no flow-run child left
             wait_for(lambda: not _children(runner.pid), 30, "the flow-run process to exit")
-            assert store.get_approval(aftercart_env, aid).flow_run_id == str(run.id)
+            assert approval_store.get_approval(aftercart_env, aid).flow_run_id == str(run.id)
             assert s.sandbox.ops.applied.count(("tagsAdd", oid)) == 1
             # an outsider is refused by the CLI, audited, and the run still waits
             monkeypatch.setenv("AFTERCART_DATABASE_URL", aftercart_env)
@@ -80,7 +80,7 @@ def test_suspended_run_holds_no_process_and_repeats_no_effect(aftercart_env, mon
         assert applied.count(("tagsAdd", oid)) == 1  # made before the wait, not again after the re-run
         assert applied.count(("cancel", oid)) == 1 and s.sandbox.world.orders[oid].cancelled_at is not None
         assert len(s.sandbox.mailbox.find(to="ops@sandbox.test")) == 1  # told once, though the flow ran twice
-        a = store.get_approval(aftercart_env, aid)
+        a = approval_store.get_approval(aftercart_env, aid)
         assert (a.status, a.decision, a.decided_by, a.note) == ("approved", "approve", "ops@sandbox.test", "fine")
         shown = CliRunner().invoke(app, ["approvals", "show", aid])
         assert "approval.refused" in shown.output and "approval.decided" in shown.output

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tasks.db import store
+from tasks.db import approval_store
 from tasks.db.engine import migrate
 from tests.helpers import free_port, wait_for
 from tests.sandbox_fixtures import place, served_sandbox
@@ -107,6 +107,6 @@ def test_approver_resumes_from_the_prefect_ui_and_the_effect_shows_in_the_sandbo
             runner.terminate()
             runner.wait(timeout=30)
     assert "cancelled" in row
-    a = store.get_approval(db, f"cancellation:{oid}:c1")
+    a = approval_store.get_approval(db, f"cancellation:{oid}:c1")
     assert (a.status, a.decided_by, a.note) == ("approved", "ops@sandbox.test", "pulled back from the pick, fine to cancel")
     assert s.sandbox.ops.applied.count(("cancel", oid)) == 1
