@@ -72,8 +72,13 @@ def test_approver_resumes_from_the_prefect_ui_and_the_effect_shows_in_the_sandbo
             name = s.sandbox.world.orders[oid].name
             dep = wait_for(lambda: httpx.get(f"{api}/deployments/name/approval-demo/approval-demo").json().get("id"),
                         60, "the deployment")
-            run_id = httpx.post(f"{api}/deployments/{dep}/create_flow_run", json={"parameters": {
-                "database_url": db, "order_id": oid, "order_name": name}}).json()["id"]
+            body = {"parameters": {"database_url": db, "order_id": oid, "order_name": name}}
+
+            def create_run():  # a SQLite Prefect server may answer "database is locked" while starting up
+                r = httpx.post(f"{api}/deployments/{dep}/create_flow_run", json=body, timeout=30)
+                return r.json()["id"] if r.status_code == 201 else None
+
+            run_id = wait_for(create_run, 60, "the Prefect server to create the run")
             wait_for(lambda: httpx.get(f"{api}/flow_runs/{run_id}").json()["state"]["name"] == "Suspended", 90,
                   "the run to wait for a decision")
             with sync_playwright() as p:

@@ -120,3 +120,16 @@ def test_cursor_roundtrip(db_url):
     store.set_cursor(db_url, "reconcile", "2026-11-27T14:00:00Z")
     store.set_cursor(db_url, "reconcile", "2026-11-27T15:00:00Z")
     assert store.get_cursor(db_url, "reconcile") == "2026-11-27T15:00:00Z"
+
+
+def test_migrations_match_the_models(db_url):
+    """A model change without its Alembic migration fails here."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    import tasks.db.models  # noqa: F401
+
+    with get_engine(db_url).connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert diff == []
