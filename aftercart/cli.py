@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from aftercart.address_cli import app as address_app
 from aftercart.approvals_cli import app as approvals_app
 from rich.console import Console
 
@@ -16,6 +17,7 @@ db_app = typer.Typer(help="The operational store.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
 app.add_typer(approvals_app, name="approvals")
+app.add_typer(address_app, name="address")
 
 
 def _out() -> Console:
