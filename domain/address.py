@@ -57,6 +57,15 @@ def _bad_char(ch: str) -> bool:
     return False
 
 
+_ASCII_BAD = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _has_bad_char(s: str) -> bool:
+    if s.isascii():  # the common case, one regex pass
+        return bool(_ASCII_BAD.search(s))
+    return any(_bad_char(ch) for ch in s)
+
+
 def _looks_like_code(s: str) -> bool:
     return bool(_SQL.search(s) or _HTML.search(s))
 
@@ -85,7 +94,7 @@ def _check(address: Any) -> AddressVerdict:
             reasons.append((code, lvl))
 
     for f in FIELDS:
-        if any(_bad_char(ch) for ch in a[f]):
+        if _has_bad_char(a[f]):
             add("invalid_characters")
         if len(a[f]) > 255:
             add("line_too_long")
@@ -195,11 +204,10 @@ def _street_rules(a, add) -> None:
         add("po_box")
     if (line2 and _BARE_UNIT.match(line2)) or (line1 and _TRAILING_UNIT.search(line1) and not _PO_BOX.search(line1)):
         add("missing_unit")
-    if a["country_code"].upper() == "US" and line1 and not _PO_BOX.search(line1):
-        try:
+    if a["country_code"].upper() == "US" and line1 and not _PO_BOX.search(line1) and not re.match(r"^\s*\d", line1):
+        try:  # a US street line without a house number: does usaddress make sense of it?
             import usaddress
 
             usaddress.tag(line1)
         except Exception:  # usaddress refuses ambiguous input: a reason, never a crash
-            if not re.match(r"^\s*\d", line1):
-                add("unparseable_address", "invalid")
+            add("unparseable_address", "invalid")
