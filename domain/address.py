@@ -70,8 +70,14 @@ def _looks_like_code(s: str) -> bool:
     return bool(_SQL.search(s) or _HTML.search(s))
 
 
+_SPACES = re.compile(r"\s+")
+_WORDLIKE = re.compile(r"[^\W_]")
+_WORDLIKE_OR_HASH = re.compile(r"[^\W_#]")
+_STARTS_WITH_NUMBER = re.compile(r"^\s*\d")
+
+
 def _clean(s: str) -> str:
-    return re.sub(r"\s+", " ", s).strip()
+    return _SPACES.sub(" ", s).strip()
 
 
 def check_address(address: Any) -> AddressVerdict:
@@ -196,15 +202,15 @@ def _pub28(a, normalized) -> None:
 
 def _street_rules(a, add) -> None:
     line1, line2 = a["address1"], a["address2"]
-    if line1 and (_looks_like_code(line1) or not re.search(r"[^\W_]", line1)):
+    if line1 and (_looks_like_code(line1) or not _WORDLIKE.search(line1)):
         add("unparseable_address", "invalid")
-    if line2 and (_looks_like_code(line2) or not re.search(r"[^\W_#]", line2) and not _BARE_UNIT.match(line2)):
+    if line2 and (_looks_like_code(line2) or not _WORDLIKE_OR_HASH.search(line2) and not _BARE_UNIT.match(line2)):
         add("unparseable_address", "review")
     if _PO_BOX.search(line1) or _PO_BOX.search(line2):
         add("po_box")
     if (line2 and _BARE_UNIT.match(line2)) or (line1 and _TRAILING_UNIT.search(line1) and not _PO_BOX.search(line1)):
         add("missing_unit")
-    if a["country_code"].upper() == "US" and line1 and not _PO_BOX.search(line1) and not re.match(r"^\s*\d", line1):
+    if a["country_code"].upper() == "US" and line1 and not _PO_BOX.search(line1) and not _STARTS_WITH_NUMBER.match(line1):
         try:  # a US street line without a house number: does usaddress make sense of it?
             import usaddress
 

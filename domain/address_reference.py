@@ -29,12 +29,20 @@ class CountryRules:
     subdivisions: tuple[Subdivision, ...]
 
     def subdivision(self, value: str) -> Subdivision | None:
+        """The subdivision a province_code means: its code, `CC-code`, or a name, in any case."""
         v = value.strip()
-        up = v.upper()
-        for s in self.subdivisions:
-            if up == s.code or up == f"{self.code}-{s.code}" or v.lower() in s.names:
-                return s
-        return None
+        return _lookup(self).get(v.upper()) or _lookup(self).get(v.lower())
+
+
+@lru_cache(maxsize=None)
+def _lookup(rules: "CountryRules") -> dict[str, Subdivision]:
+    table: dict[str, Subdivision] = {}
+    for s in rules.subdivisions:
+        for name in s.names:
+            table.setdefault(name, s)
+        table[s.code] = s
+        table[f"{rules.code}-{s.code}"] = s
+    return table
 
 
 def _split(value: str | None) -> list[str]:
@@ -87,16 +95,21 @@ def us_zip_table() -> dict[str, dict]:
     return table
 
 
+_NOT_ALNUM = re.compile(r"[^A-Za-z0-9 ]+")
+_ABBREVIATIONS = [(re.compile(r"\bSAINT\b"), "ST"), (re.compile(r"\bFORT\b"), "FT"), (re.compile(r"\bMOUNT\b"), "MT")]
+_WS = re.compile(r"\s+")
+
+
 def _city_key(city: str) -> str:
+    """A city name compared as USPS does: no accents, no punctuation, upper case, common abbreviations."""
     import unicodedata
 
-    s = unicodedata.normalize("NFKD", city)
-    s = "".join(ch for ch in s if not unicodedata.combining(ch))
-    s = re.sub(r"[^A-Za-z0-9 ]+", " ", s).upper()
-    s = re.sub(r"\bSAINT\b", "ST", s)
-    s = re.sub(r"\bFORT\b", "FT", s)
-    s = re.sub(r"\bMOUNT\b", "MT", s)
-    return re.sub(r"\s+", " ", s).strip()
+    s = city if city.isascii() else "".join(
+        ch for ch in unicodedata.normalize("NFKD", city) if not unicodedata.combining(ch))
+    s = _NOT_ALNUM.sub(" ", s).upper()
+    for pattern, short in _ABBREVIATIONS:
+        s = pattern.sub(short, s)
+    return _WS.sub(" ", s).strip()
 
 
 city_key = _city_key
