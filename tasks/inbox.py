@@ -30,3 +30,15 @@ def save_stages(database_url: str, stages: dict[int, str]) -> int:
 @task(retries=3, retry_delay_seconds=2)
 def mark_processed(database_url: str, ids: list[int]) -> int:
     return store.mark_processed(database_url, ids)
+
+
+@task(retries=3, retry_delay_seconds=2)
+def orders_already_judged(database_url: str, order_ids: list[int], sop: str) -> set[int]:
+    return store.subjects_with_decision(database_url, sop, [f"order:{i}" for i in order_ids])
+
+
+@task(retries=3, retry_delay_seconds=2)
+def record_decisions(database_url: str, decisions: list[dict]) -> int:
+    from tasks.db.models import Decision
+
+    return store.record_decisions(database_url, [Decision(**d) for d in decisions])

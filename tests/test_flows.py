@@ -41,13 +41,33 @@ def inbox(url):
 def test_sandbox_orders_reach_the_store_and_the_drain_processes_them(world):
     from flows.intake_drain import drain_inbox
 
+    from sandbox.catalogue import FAULTY
+
     sandbox, url = world
-    sandbox.generate(25)
+    sandbox.generate(24)
+    a1, a2, city, prov, zp, cc = FAULTY["zip_not_found"]
+    sandbox.world.create_order({"customer": {"email": "x@example.com"}, "line_items": [{"sku": "MUG", "quantity": 1}],
+                                "shipping_address": {"name": "Xi Lu", "address1": a1, "address2": a2, "city": city,
+                                                     "province_code": prov, "zip": zp, "country_code": cc}})
     assert sandbox.sender.wait_idle(20)
     assert [r.status for r in inbox(url)] == ["accepted"] * 25
-    assert drain_inbox(batch_size=10) == {"processed": 25, "stage_changes": 0}
+    assert drain_inbox(batch_size=10) == {"processed": 25, "stage_changes": 0, "addresses_judged": 25}
     assert {r.status for r in inbox(url)} == {"processed"}
-    assert drain_inbox() == {"processed": 0, "stage_changes": 0}
+    assert drain_inbox() == {"processed": 0, "stage_changes": 0, "addresses_judged": 0}
+    # one address decision per order, the verdict of the pure function, with the policy that made it
+    from domain.address import check_address
+
+    with session(url) as s:
+        decisions = {d.subject: d for d in s.exec(select(Decision).where(Decision.sop == "address")).all()}
+    assert len(decisions) == 25
+    policy = load_policy()
+    for o in sandbox.world.orders.values():
+        d = decisions[f"order:{o.id}"]
+        v = check_address(o.shipping_address)
+        assert (d.outcome, d.reasons[: len(v.reasons)]) == (v.verdict, list(v.reasons))
+        assert (d.policy_version, d.policy_hash) == (policy.version, policy.content_hash)
+        assert d.inputs["action"] == ("accept" if v.verdict == "valid" else "hold_and_ask_customer")
+    assert {d.outcome for d in decisions.values()} >= {"valid", "invalid"}  # the generator's faulty share
 
 
 def test_drain_moves_stage_from_fulfillment_events(aftercart_env):

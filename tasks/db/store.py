@@ -163,6 +163,15 @@ def record_decisions(url: str, decisions: Iterable[Decision]) -> int:
     return len(decisions)
 
 
+def subjects_with_decision(url: str, sop: str, subjects: list[str]) -> set[int]:
+    """Order ids (from `order:<id>` subjects) that already have a decision of this SOP."""
+    if not subjects:
+        return set()
+    with session(url) as s:
+        rows = s.exec(select(Decision.subject).where(Decision.sop == sop, Decision.subject.in_(subjects))).all()
+    return {int(r.split(":", 1)[1]) for r in rows}
+
+
 def audit(url: str, actor: str, action: str, subject: str, **detail: Any) -> None:
     with session(url) as s:
         s.add(AuditLog(actor=actor, action=action, subject=subject, detail=json.loads(json.dumps(detail, default=str))))
