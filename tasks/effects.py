@@ -7,13 +7,14 @@ applies the effect twice. Refunds also carry the key to Shopify as `@idempotent(
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from prefect import task
 
 from config.settings import load_settings
 from domain.vocab import HOLD_SIGNALS
 from tasks.clients.factory import mailer, shopify_client, threepl_client
+from tasks.clients.shopify import ShopifyClient
 from tasks.db.store import perform_effect
 
 _RETRY = dict(retries=3, retry_delay_seconds=[2, 10, 30])
@@ -23,49 +24,51 @@ def _subject(order_id: int) -> str:
     return f"order:{order_id}"
 
 
+def _shopify_effect(database_url: str, effect_key: str, kind: str, order_id: int, request: dict[str, Any],
+                    act: Callable[[ShopifyClient, str], dict[str, Any]]) -> dict[str, Any]:
+    """Run `act(shopify, idempotency_key)` once per effect key, through the ledger."""
+
+    def call(key: str) -> dict[str, Any]:
+        with shopify_client(load_settings()) as shopify:
+            return act(shopify, key)
+
+    return perform_effect(database_url, effect_key, kind, _subject(order_id), request, call)
+
+
 @task(**_RETRY)
 def place_hold(database_url: str, order_id: int, fulfillment_order_id: str, signal: str, notes: str,
                effect_key: str) -> dict[str, Any]:
     """Hold one fulfillment order with the SOP's own handle (the signal) and its Shopify reason."""
     reason = HOLD_SIGNALS[signal]
-
-    def call(_key: str) -> dict[str, Any]:
-        with shopify_client(load_settings()) as shopify:
-            return shopify.hold(order_id, fulfillment_order_id, reason, signal, notes)
-
-    return perform_effect(database_url, effect_key, "hold", _subject(order_id),
-                          {"fulfillment_order": fulfillment_order_id, "handle": signal, "reason": reason}, call)
+    return _shopify_effect(database_url, effect_key, "hold", order_id,
+                           {"fulfillment_order": fulfillment_order_id, "handle": signal, "reason": reason},
+                           lambda shopify, _key: shopify.hold(order_id, fulfillment_order_id, reason, signal, notes))
 
 
 @task(**_RETRY)
 def release_hold(database_url: str, order_id: int, fulfillment_order_id: str, hold_id: str,
                  effect_key: str) -> dict[str, Any]:
-    def call(_key: str) -> dict[str, Any]:
-        with shopify_client(load_settings()) as shopify:
-            return shopify.release_holds(fulfillment_order_id, [hold_id])
-
-    return perform_effect(database_url, effect_key, "release", _subject(order_id),
-                          {"fulfillment_order": fulfillment_order_id, "hold_id": hold_id}, call)
+    return _shopify_effect(database_url, effect_key, "release", order_id,
+                           {"fulfillment_order": fulfillment_order_id, "hold_id": hold_id},
+                           lambda shopify, _key: shopify.release_holds(fulfillment_order_id, [hold_id]))
 
 
 @task(**_RETRY)
 def add_tags(database_url: str, order_id: int, tags: list[str], effect_key: str) -> dict[str, Any]:
-    def call(_key: str) -> dict[str, Any]:
-        with shopify_client(load_settings()) as shopify:
-            shopify.add_tags(order_id, tags)
+    def act(shopify: ShopifyClient, _key: str) -> dict[str, Any]:
+        shopify.add_tags(order_id, tags)
         return {"tags": tags}
 
-    return perform_effect(database_url, effect_key, "tag", _subject(order_id), {"add": tags}, call)
+    return _shopify_effect(database_url, effect_key, "tag", order_id, {"add": tags}, act)
 
 
 @task(**_RETRY)
 def remove_tags(database_url: str, order_id: int, tags: list[str], effect_key: str) -> dict[str, Any]:
-    def call(_key: str) -> dict[str, Any]:
-        with shopify_client(load_settings()) as shopify:
-            shopify.remove_tags(order_id, tags)
+    def act(shopify: ShopifyClient, _key: str) -> dict[str, Any]:
+        shopify.remove_tags(order_id, tags)
         return {"tags": tags}
 
-    return perform_effect(database_url, effect_key, "untag", _subject(order_id), {"remove": tags}, call)
+    return _shopify_effect(database_url, effect_key, "untag", order_id, {"remove": tags}, act)
 
 
 @task(**_RETRY)
@@ -73,24 +76,19 @@ def refund_order(database_url: str, order_id: int, amount: str, gateway: str, no
                  effect_key: str) -> dict[str, Any]:
     """The ledger's idempotency key goes to Shopify as @idempotent(key:): never refunded twice."""
 
-    def call(key: str) -> dict[str, Any]:
-        with shopify_client(load_settings()) as shopify:
-            return shopify.refund(order_id, amount, gateway, key, note)
-
-    return perform_effect(database_url, effect_key, "refund", _subject(order_id),
-                          {"amount": amount, "gateway": gateway}, call)
+    return _shopify_effect(database_url, effect_key, "refund", order_id, {"amount": amount, "gateway": gateway},
+                           lambda shopify, key: shopify.refund(order_id, amount, gateway, key, note))
 
 
 @task(**_RETRY)
 def cancel_order(database_url: str, order_id: int, reason: str, restock: bool, refund: bool,
                  effect_key: str) -> dict[str, Any]:
-    def call(_key: str) -> dict[str, Any]:
-        with shopify_client(load_settings()) as shopify:
-            o = shopify.cancel_order(order_id, reason=reason, restock=restock, refund=refund)
+    def act(shopify: ShopifyClient, _key: str) -> dict[str, Any]:
+        o = shopify.cancel_order(order_id, reason=reason, restock=restock, refund=refund)
         return {"cancelledAt": o.get("cancelledAt")}
 
-    return perform_effect(database_url, effect_key, "cancel", _subject(order_id),
-                          {"reason": reason, "restock": restock, "refund": refund}, call)
+    return _shopify_effect(database_url, effect_key, "cancel", order_id,
+                           {"reason": reason, "restock": restock, "refund": refund}, act)
 
 
 @task(**_RETRY)
