@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from domain import vocab
 
@@ -25,3 +25,16 @@ def _known(values, allowed, what: str):
 
 def _stages(values):
     return _known(values, vocab.ALL_STAGES, "stage")
+
+
+def _vocabulary(allowed, what: str) -> AfterValidator:
+    return AfterValidator(lambda v: _known(v, allowed, what))
+
+
+# Field types that accept only words of the shared vocabularies (DESIGN.md)
+Stages = Annotated[tuple[str, ...], _vocabulary(vocab.ALL_STAGES, "stage")]
+Stage = Annotated[str, AfterValidator(lambda v: _stages([v])[0])]
+RiskLevels = Annotated[tuple[str, ...], _vocabulary(vocab.RISK_LEVELS, "risk level")]
+OrderTypes = Annotated[tuple[str, ...], _vocabulary(vocab.ORDER_TYPES, "order type")]
+Intents = Annotated[tuple[str, ...], _vocabulary(vocab.TICKET_INTENTS, "intent")]
+Channels = Annotated[tuple[str, ...], _vocabulary(vocab.CHANNELS, "channel")]

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo, available_timezones
 from pydantic import Field, field_validator, model_validator
 
 from domain import vocab
-from domain.policy_base import OutcomeKind, Role, Strict, _known, _stages
+from domain.policy_base import (Channels, Intents, OrderTypes, OutcomeKind, RiskLevels, Role, Stage, Stages, Strict,
+                                 _known, _stages)
 from domain.reference import country_codes, currency_codes
 
 
@@ -35,12 +36,11 @@ class Outcome(Strict):
 
 class EditStageRule(Strict):
     name: str
-    stages: tuple[str, ...] = Field(min_length=1)
+    stages: Stages = Field(min_length=1)
     window: Literal["open", "closed", "any"] = "any"
     tiers: dict[Literal["low", "medium", "restricted"], Outcome]
     by_class: dict[str, Outcome] = {}
 
-    _v_stages = field_validator("stages")(classmethod(lambda cls, v: _stages(v)))
 
     @field_validator("by_class")
     @classmethod
@@ -59,38 +59,19 @@ class EditStageRule(Strict):
 class AlwaysApproval(Strict):
     role: Role
     product_tags: tuple[str, ...] = ()
-    order_types: tuple[str, ...] = ()
-    risk_levels: tuple[str, ...] = ()
+    order_types: OrderTypes = ()
+    risk_levels: RiskLevels = ()
     payment_review: bool = True
-    before_stage: str = "shipped"
-
-    @field_validator("order_types")
-    @classmethod
-    def _types(cls, v):
-        return _known(v, vocab.ORDER_TYPES, "order type")
-
-    @field_validator("risk_levels")
-    @classmethod
-    def _risks(cls, v):
-        return _known(v, vocab.RISK_LEVELS, "risk level")
-
-    @field_validator("before_stage")
-    @classmethod
-    def _stage(cls, v):
-        return _stages([v])[0]
+    before_stage: Stage = "shipped"
 
 
 class OrderEdit(Strict):
     window_minutes: int = Field(gt=0, le=7 * 24 * 60)
-    window_closes_at_stage: str = "released"
+    window_closes_at_stage: Stage = "released"
     tiers: dict[Literal["low", "medium", "restricted"], tuple[str, ...]]
     stage_rules: tuple[EditStageRule, ...] = Field(min_length=1)
     always_approval: AlwaysApproval
 
-    @field_validator("window_closes_at_stage")
-    @classmethod
-    def _stage(cls, v):
-        return _stages([v])[0]
 
     @model_validator(mode="after")
     def _tiers_cover_every_class(self):
@@ -121,19 +102,12 @@ class OrderEdit(Strict):
 
 
 class CancelWhen(Strict):
-    stages: tuple[str, ...] = ()
-    risk_levels: tuple[str, ...] = ()
+    stages: Stages = ()
+    risk_levels: RiskLevels = ()
     min_chargebacks: int | None = Field(default=None, ge=1)
     customer_tags: tuple[str, ...] = ()
     order_tags: tuple[str, ...] = ()
     digital_delivered: bool | None = None
-
-    _v_stages = field_validator("stages")(classmethod(lambda cls, v: _stages(v)))
-
-    @field_validator("risk_levels")
-    @classmethod
-    def _risks(cls, v):
-        return _known(v, vocab.RISK_LEVELS, "risk level")
 
 
 class CancelRule(Strict):
@@ -169,7 +143,7 @@ class Address(Strict):
     hold_handle: str = "ac:hold:address"
     hold_reason: str = "INCORRECT_ADDRESS"
     correction_window_hours: float = Field(gt=0)
-    no_automatic_change_from_stage: str = "label_created"
+    no_automatic_change_from_stage: Stage = "label_created"
     timeout_role: Role
     timeout_choices: tuple[Literal["ship_as_is", "correct_address", "cancel"], ...] = Field(min_length=1)
     po_box_carriers: tuple[str, ...] = ()
@@ -181,11 +155,6 @@ class Address(Strict):
     def _reason(cls, v):
         _known([v], vocab.SHOPIFY_HOLD_REASONS, "Shopify hold reason")
         return v
-
-    @field_validator("no_automatic_change_from_stage")
-    @classmethod
-    def _stage(cls, v):
-        return _stages([v])[0]
 
 
 # ---------------------------------------------------------------- SOP 1 + 8: communication
@@ -228,13 +197,8 @@ class Upsell(Strict):
     excluded_product_tags: tuple[str, ...] = ()
     exclude_gift_cards: bool = True
     exclude_on_hold: bool = True
-    excluded_risk_levels: tuple[str, ...] = ()
+    excluded_risk_levels: RiskLevels = ()
     excluded_gateways: tuple[str, ...] = ()
-
-    @field_validator("excluded_risk_levels")
-    @classmethod
-    def _risks(cls, v):
-        return _known(v, vocab.RISK_LEVELS, "risk level")
 
 
 # ---------------------------------------------------------------- SOP 6: triage
@@ -242,24 +206,12 @@ class Upsell(Strict):
 
 class Triage(Strict):
     duplicate_window_hours: float = Field(gt=0)
-    verify_identity_channels: tuple[str, ...] = ()
-    self_service_intents: tuple[str, ...]
-    support_intents: tuple[str, ...]
+    verify_identity_channels: Channels = ()
+    self_service_intents: Intents
+    support_intents: Intents
     management_signals: tuple[str, ...] = ()
-    operations_stages: tuple[str, ...]
-    high_urgency_before_stage: str = "shipped"
-
-    @field_validator("self_service_intents", "support_intents")
-    @classmethod
-    def _intents(cls, v):
-        return _known(v, vocab.TICKET_INTENTS, "intent")
-
-    @field_validator("verify_identity_channels")
-    @classmethod
-    def _channels(cls, v):
-        return _known(v, vocab.CHANNELS, "channel")
-
-    _v_stages = field_validator("operations_stages")(classmethod(lambda cls, v: _stages(v)))
+    operations_stages: Stages
+    high_urgency_before_stage: Stage = "shipped"
 
 
 # ---------------------------------------------------------------- SOP 7: fulfillment
@@ -270,7 +222,7 @@ class Fulfillment(Strict):
     release_when_no_holds: bool = True
     release_after_edit_window: bool = True
     manual_routing: Literal["person", "marketplace_channel", "release"] = "person"
-    manual_order_types: tuple[str, ...] = ("wholesale", "marketplace")
+    manual_order_types: OrderTypes = ("wholesale", "marketplace")
     sync_every_minutes: int = Field(gt=0, le=1440)
     inventory_conflict_role: Role = "ops"
 
@@ -282,11 +234,6 @@ class Fulfillment(Strict):
         if missing:
             raise ValueError(f"no owner for stage(s) {sorted(missing)}")
         return v
-
-    @field_validator("manual_order_types")
-    @classmethod
-    def _types(cls, v):
-        return _known(v, vocab.ORDER_TYPES, "order type")
 
 
 # ---------------------------------------------------------------- SOP 8: markets
