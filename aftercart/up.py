@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -27,7 +27,6 @@ class Child:
     env: dict[str, str]
     proc: subprocess.Popen | None = None
     log: Path | None = None
-    started: float = field(default=0.0)
 
 
 def _healthy(url: str) -> bool:
@@ -131,7 +130,6 @@ def up(settings: Settings, orders_per_minute: float, console: Console, timeout: 
                 fh = open(c.log, "ab")
                 c.proc = subprocess.Popen(c.argv, env=c.env, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, start_new_session=True)
-                c.started = time.monotonic()
                 status.update(f"waiting for {c.name} (pid {c.proc.pid})...")
                 while c.health and not _healthy(c.health):
                     if stopping or c.proc.poll() is not None or time.monotonic() - t0 > timeout:

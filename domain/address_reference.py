@@ -88,7 +88,7 @@ def us_zip_table() -> dict[str, dict]:
     for z in zipcodes.list_all():
         table[z["zip_code"]] = {
             "state": z["state"],
-            "cities": frozenset(_city_key(c) for c in [z["city"], *z.get("acceptable_cities", [])]),
+            "cities": frozenset(city_key(c) for c in [z["city"], *z.get("acceptable_cities", [])]),
             "city": z["city"],
             "acceptable": tuple(z.get("acceptable_cities", [])),
         }
@@ -100,7 +100,7 @@ _ABBREVIATIONS = [(re.compile(r"\bSAINT\b"), "ST"), (re.compile(r"\bFORT\b"), "F
 _WS = re.compile(r"\s+")
 
 
-def _city_key(city: str) -> str:
+def city_key(city: str) -> str:
     """A city name compared as USPS does: no accents, no punctuation, upper case, common abbreviations."""
     import unicodedata
 
@@ -110,6 +110,3 @@ def _city_key(city: str) -> str:
     for pattern, short in _ABBREVIATIONS:
         s = pattern.sub(short, s)
     return _WS.sub(" ", s).strip()
-
-
-city_key = _city_key
