@@ -31,11 +31,15 @@ class CountryRules:
     def subdivision(self, value: str) -> Subdivision | None:
         """The subdivision a province_code means: its code, `CC-code`, or a name, in any case."""
         v = value.strip()
-        return _lookup(self).get(v.upper()) or _lookup(self).get(v.lower())
+        table = _lookup(self.code)
+        return table.get(v.upper()) or table.get(v.lower())
 
 
 @lru_cache(maxsize=None)
-def _lookup(rules: "CountryRules") -> dict[str, Subdivision]:
+def _lookup(cc: str) -> dict[str, Subdivision]:
+    """Names and codes of a country's subdivisions, keyed by the country code (hashing the whole
+    rules object on every call cost more than the lookup)."""
+    rules = country_rules(cc)
     table: dict[str, Subdivision] = {}
     for s in rules.subdivisions:
         for name in s.names:
