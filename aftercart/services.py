@@ -26,14 +26,21 @@ def run_sandbox() -> None:
 def run_intake() -> None:
     import uvicorn
 
+    from config.policy_loader import load_policy
     from config.settings import load_settings
     from intake.app import create_app, prefect_emitter
+    from intake.corrections import Corrections
+    from tasks.address_io import verify_now
+    from tasks.approvals_io import resume_waiting_run
     from tasks.db.engine import migrate
 
     s = load_settings()
     url = s.resolved_database_url()
     migrate(url)
-    app = create_app(url, s.webhook_secret.get_secret_value(), prefect_emitter(), s.intake_max_body_bytes)
+    policy = load_policy(s.policy)
+    app = create_app(url, s.webhook_secret.get_secret_value(), prefect_emitter(), s.intake_max_body_bytes,
+                     corrections=Corrections(s.link_secret.get_secret_value(), lambda: policy, resume_waiting_run,
+                                             verify_now))
     uvicorn.run(app, host=s.host, port=s.intake_port, log_level="warning")
 
 

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     shopify_api_version: str = "2026-10"
     shopify_access_token: SecretStr = SecretStr("sandbox-token")
     webhook_secret: SecretStr = SecretStr("sandbox-webhook-secret")
+    link_secret: SecretStr = Field(default=SecretStr("sandbox-link-secret"),
+                                   description="signs the self-serve links sent to customers")
+    public_url: str | None = Field(default=None, description="where customers reach aftercart's pages (the "
+                                   "address correction form); default the intake service's URL")
+    address_verifier_url: str | None = Field(default=None, description="online address verifier (delivery-point "
+                                             "checks); off by default: nothing leaves the machine unless set")
 
     # 3PL and mail (the sandbox's by default)
     threepl_url: str | None = Field(default=None, description="3PL REST base URL; default the sandbox")
@@ -60,6 +66,9 @@ class Settings(BaseSettings):
 
     def intake_url(self) -> str:
         return f"http://{self.host}:{self.intake_port}"
+
+    def customer_url(self) -> str:
+        return (self.public_url or self.intake_url()).rstrip("/")
 
     def threepl_base_url(self) -> str:
         return self.threepl_url or self.sandbox_url()

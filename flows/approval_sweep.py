@@ -1,5 +1,10 @@
 """Approval deadline sweep (every 5 minutes): escalate or apply the default decision.
 
+It also closes SOP 4's customer windows: a review whose window ran out is marked expired and its
+run resumed (it then asks an approver); a run the correction form could not resume (it was not
+waiting yet) is resumed here; and an exception the drain judged whose run never started (the
+deployment was not served at the time) is started here.
+
 Support has 4 hours, then ops; ops 1 hour, then management; management 24 hours, then the
 kind's default (keep the hold, deny the request). Each step is audited and recorded as a
 decision. An escalation emails the new role's approvers; a default is recorded first, then the
@@ -15,7 +20,8 @@ from prefect.artifacts import create_table_artifact
 
 from domain.approvals import on_deadline
 from flows.runtime import runtime
-from tasks.approvals import load_overdue, save_outcomes, wake_waiting_run
+from tasks.address_io import start_address_reviews
+from tasks.approvals import address_reviews_not_started, close_address_windows, load_overdue, save_outcomes, wake_waiting_run
 from tasks.effects import send_mail
 
 
@@ -58,5 +64,21 @@ def sweep_approval_deadlines(now: datetime | None = None) -> dict[str, int]:
                     "action": o["action"], "to": o["role"]} for o in outcomes],
             description=f"{saved} overdue approvals escalated or defaulted at {now.isoformat()}",
         )
-    log.info("%s overdue approvals, %s changed", len(overdue), saved)
-    return {"overdue": len(overdue), "changed": saved}
+    missing = address_reviews_not_started(rt.database_url, now)
+    if missing:
+        started = start_address_reviews(missing, return_state=True)
+        log.log(40 if started.is_failed() else 20, "%s address reviews not started yet: %s", len(missing),
+                started.message if started.is_failed() else "started")
+    windows = close_address_windows(rt.database_url, now)
+    woken = 0
+    for w in windows:
+        woken += bool(wake_waiting_run(w["flow_run_id"], {"status": w["status"]}))
+    if windows:
+        create_table_artifact(
+            key="address-windows",
+            table=[{"review": w["id"], "order": w["order_name"], "window": w["status"]} for w in windows],
+            description=f"{len(windows)} address reviews whose customer window closed; {woken} waiting runs resumed",
+        )
+    log.info("%s overdue approvals, %s changed; %s address windows closed, %s runs resumed", len(overdue), saved,
+             len(windows), woken)
+    return {"overdue": len(overdue), "changed": saved, "address_windows": len(windows), "resumed": woken}

@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flows.runtime import runtime
-from tasks.metrics import gather_counts
+from tasks.metrics import gather_address_metrics, gather_counts
 
 
 @flow(name="sop-metrics")
@@ -23,6 +23,9 @@ def metrics_report(days: int = 1) -> dict[str, int]:
     for name, table in counts.items():
         create_table_artifact(key=f"metrics-{name}", table=table or [{"note": "nothing recorded"}],
                               description=f"{name} since {since:%Y-%m-%d %H:%M} UTC (policy {rt.policy.ref})")
+    address = gather_address_metrics(rt.database_url, since)
+    create_table_artifact(key="metrics-address", table=address,
+                          description=f"SOP 4 address validation since {since:%Y-%m-%d %H:%M} UTC")
     totals = {name: sum(r["count"] for r in table) for name, table in counts.items()}
     log.info("metrics: %s", totals)
     return totals

@@ -1,4 +1,5 @@
-"""Webhook intake: Shopify deliveries in, raw rows persisted, Prefect events out.
+"""Webhook intake: Shopify deliveries in, raw rows persisted, Prefect events out. It also serves
+the customers' self-serve pages (intake/corrections.py).
 
 Order of work per delivery, each step refusing early and cheaply:
 size (413, before any HMAC work) -> signature (401, nothing stored) -> parse (400, stored as
@@ -12,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -22,6 +23,9 @@ from starlette.routing import Route
 
 from domain.orders import KNOWN_TOPICS, ORDER_TOPICS, event_name, order_facts, order_id_in
 from intake.hmac_sign import verify
+
+if TYPE_CHECKING:
+    from intake.corrections import Corrections
 from tasks.db import store
 
 log = logging.getLogger("aftercart.intake")
@@ -76,7 +80,7 @@ class Debouncer:
 
 
 def create_app(database_url: str, webhook_secret: str, emit: Emit | None, max_body: int = 1024 * 1024,
-               pending_interval: float = 2.0) -> Starlette:
+               pending_interval: float = 2.0, corrections: "Corrections | None" = None) -> Starlette:
     debounce = Debouncer(pending_interval)
 
     def _persist(headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
@@ -136,7 +140,13 @@ def create_app(database_url: str, webhook_secret: str, emit: Emit | None, max_bo
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
+    extra = []
+    if corrections is not None:
+        from intake.corrections import routes
+
+        extra = routes(database_url, corrections)
     return Starlette(routes=[
         Route("/webhooks/shopify", webhook, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
+        *extra,
     ])

@@ -11,6 +11,7 @@ Routes
   POST /3pl/orders/<id>/hold|release       3PL: set or clear a signal flag ({"flag": ...})
   POST /3pl/orders/<id>/cancel-request     3PL: ask to pull an order back
   POST /3pl/orders/<id>/advance            3PL: move it on ({"status": picking|packed|shipped})
+  POST /verifier/v1/verify                 online address verifier: {"addresses": [...]} -> {"results": [...]}
   POST /carrier/events                     carrier: {"tracking_number", "status"}
   GET  /mailbox/messages                   every message the SMTP mailbox received (?to=)
   POST /helpdesk/tickets                   helpdesk: a customer writes in ({channel, customer, text, order?})
@@ -38,6 +39,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox import verifier as address_verifier
 from sandbox.catalogue import generate_order_input
 from sandbox.clock import Clock, iso
 from sandbox.faults import Faults
@@ -358,6 +360,7 @@ def create_app(sandbox: Sandbox) -> Starlette:
         *routes_3pl,
         Route("/carrier/events", threepl_call(carrier_event), methods=["POST"]),
         Route("/mailbox/messages", mailbox, methods=["GET"]),
+        Route("/verifier/v1/verify", threepl_call(lambda r, b: address_verifier.verify(b)), methods=["POST"]),
         Route("/helpdesk/tickets", threepl_call(new_ticket), methods=["POST"]),
         Route("/helpdesk/tickets", tickets, methods=["GET"]),
         Route("/helpdesk/tickets/{ticket_id:int}/tags", threepl_call(tag_ticket), methods=["POST"]),

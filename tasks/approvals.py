@@ -36,3 +36,24 @@ def wake_waiting_run(flow_run_id: str, run_input: dict[str, Any]) -> bool:
     except (NotPausedError, FlowPauseTimeout, RuntimeError) as exc:
         get_run_logger().warning("run %s was not waiting (%s); the default is recorded", flow_run_id, exc)
         return False
+
+
+@task(retries=3, retry_delay_seconds=2)
+def close_address_windows(database_url: str, now: datetime) -> list[dict[str, Any]]:
+    """SOP 4: expire the customer windows that ran out, and list every review whose window closed
+    (expired now, or corrected or expired earlier) while its run may still be waiting."""
+    from tasks.db import address_store
+
+    address_store.expire_overdue(database_url, now)
+    return [{"id": r.id, "order_name": r.order_name, "status": r.status, "flow_run_id": r.flow_run_id}
+            for r in address_store.answered_but_waiting(database_url)]
+
+
+@task(retries=3, retry_delay_seconds=2)
+def address_reviews_not_started(database_url: str, now: datetime) -> list[dict[str, Any]]:
+    """Exceptions the drain judged in the last week whose review run never started."""
+    from datetime import timedelta
+
+    from tasks.db import address_store
+
+    return address_store.exceptions_without_review(database_url, now - timedelta(days=7))

@@ -110,3 +110,43 @@ def send_mail(database_url: str, order_id: int | None, to: str, subject: str, te
 
     return perform_effect(database_url, effect_key, "message", _subject(order_id) if order_id else f"to:{to}",
                           {"to": to, "subject": subject, "headers": headers}, call)
+
+
+@task(**_RETRY)
+def send_customer_message(database_url: str, order_id: int, to: str, template: str, language: str,
+                          context: dict[str, Any], effect_key: str) -> dict[str, Any]:
+    """Render `template` in `language` and mail it once per effect key; recorded in `messages`."""
+    from config.messages import render
+    from tasks.db.store import record_message
+
+    msg = render(template, language, context)
+    headers = {"X-Aftercart-Template": template, "X-Aftercart-Order": str(context.get("order_name", order_id))}
+
+    def call(_key: str) -> dict[str, Any]:
+        return {"message_id": mailer(load_settings()).send(to, msg.subject, msg.text, msg.html, headers)}
+
+    out = perform_effect(database_url, effect_key, "message", _subject(order_id),
+                         {"to": to, "template": template, "language": language, "subject": msg.subject}, call)
+    record_message(database_url, order_id, template, language, to, msg.subject, effect_key)
+    return out
+
+
+@task(**_RETRY)
+def update_shipping_address(database_url: str, order_id: int, address: dict[str, Any],
+                            effect_key: str) -> dict[str, Any]:
+    """orderUpdate with the new shipping address (Shopify-shaped snake_case fields in, MailingAddressInput out)."""
+    fields = {"firstName": address.get("first_name"), "lastName": address.get("last_name"),
+              "address1": address.get("address1"), "address2": address.get("address2") or "",
+              "city": address.get("city"), "provinceCode": address.get("province_code") or "",
+              "zip": address.get("zip"), "countryCode": address.get("country_code"), "phone": address.get("phone")}
+    if address.get("name") and not (fields["firstName"] or fields["lastName"]):
+        first, _, last = str(address["name"]).partition(" ")
+        fields["firstName"], fields["lastName"] = first, last or None
+    # every line is sent, empty ones as "": a cleared apartment line must not survive the update
+    mailing = {k: v for k, v in fields.items() if v is not None}
+
+    def act(shopify: ShopifyClient, _key: str) -> dict[str, Any]:
+        order = shopify.update_order(order_id, shippingAddress=mailing)
+        return {"updatedAt": order.get("updatedAt"), "shippingAddress": order.get("shippingAddress")}
+
+    return _shopify_effect(database_url, effect_key, "edit", order_id, {"shippingAddress": mailing}, act)

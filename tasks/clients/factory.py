@@ -11,6 +11,7 @@ from config.settings import Settings
 from tasks.clients.mailer import Mailer
 from tasks.clients.shopify import ShopifyClient
 from tasks.clients.threepl import ThreePLClient
+from tasks.clients.verifier import AddressVerifier
 
 
 @contextmanager
@@ -23,6 +24,16 @@ def shopify_client(settings: Settings) -> Iterator[ShopifyClient]:
 def threepl_client(settings: Settings) -> Iterator[ThreePLClient]:
     with httpx.Client(timeout=httpx.Timeout(15.0, connect=5.0)) as http:
         yield ThreePLClient(http, settings.threepl_base_url())
+
+
+@contextmanager
+def verifier_client(settings: Settings) -> Iterator[AddressVerifier | None]:
+    """The online address verifier, or None when none is configured (the default)."""
+    if not settings.address_verifier_url:
+        yield None
+        return
+    with httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0)) as http:
+        yield AddressVerifier(http, settings.address_verifier_url)
 
 
 def mailer(settings: Settings) -> Mailer:

@@ -211,6 +211,20 @@ class ShopifyClient:
         chargebacks = sum(1 for o in orders for d in o.get("disputes") or [] if d["initiatedAs"] == "CHARGEBACK")
         return {"customer_id": customer.get("id"), "tags": customer.get("tags") or [], "chargebacks": chargebacks}
 
+    def order_for_address_review(self, order_id: int) -> dict[str, Any] | None:
+        """The order as SOP 4 reads it: shipping address in webhook (snake_case) field names, the
+        shipping line, the customer's email and locale, the fulfillment orders with their holds."""
+        o = self.execute("OrderForAddressReview", {"id": order_gid(order_id)}, expected_cost=16)["order"]
+        if o is None:
+            return None
+        line = o.get("shippingLine") or {}
+        return {"id": order_id, "name": o["name"], "email": o.get("email"), "customer_locale": o.get("customerLocale"),
+                "tags": o.get("tags") or [], "cancelled": o.get("cancelledAt") is not None,
+                "shipping_address": snake_address(o.get("shippingAddress")),
+                "shipping_line": {"code": line.get("code"), "title": line.get("title"), "source": line.get("source"),
+                                  "carrier_identifier": line.get("carrierIdentifier")},
+                "fulfillment_orders": o["fulfillmentOrders"]["nodes"]}
+
     def fulfillments(self, order_id: int) -> dict[str, Any]:
         return self.execute("OrderFulfillments", {"id": order_gid(order_id)})["order"]
 
@@ -314,6 +328,15 @@ class ShopifyClient:
             payload["currency"] = currency
         return self.mutate("RefundCreate", {"input": payload, "idempotencyKey": idempotency_key},
                            "refundCreate")["refund"]
+
+
+def snake_address(a: dict[str, Any] | None) -> dict[str, Any]:
+    """A GraphQL MailingAddress in the webhook payload's field names (what the address checks read)."""
+    a = a or {}
+    return {"name": a.get("name"), "first_name": a.get("firstName"), "last_name": a.get("lastName"),
+            "address1": a.get("address1"), "address2": a.get("address2"), "city": a.get("city"),
+            "province_code": a.get("provinceCode"), "zip": a.get("zip"), "country_code": a.get("countryCodeV2"),
+            "phone": a.get("phone")}
 
 
 def order_gid(order_id: int | str) -> str:

@@ -165,3 +165,28 @@ class Cursor(SQLModel, table=True):
     name: str = Field(primary_key=True)
     value: str
     updated_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class AddressReview(SQLModel, table=True):
+    """SOP 4's exception: one address under review, the customer's window and how it ended."""
+
+    __tablename__ = "address_reviews"
+    id: str = Field(primary_key=True)  # address:<order id>:<key of the address reviewed>
+    order_id: int = Field(sa_column=Column(BigInteger, index=True, nullable=False))
+    order_name: str = ""
+    status: str = Field(default="waiting", index=True)  # waiting | corrected | expired | resolved
+    verdict: str = ""
+    reasons: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    address: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    suggestions: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    language: str = "en"
+    email: Optional[str] = None
+    opened_at: datetime = _ts(nullable=False, default=utcnow)
+    deadline: datetime = _ts(nullable=False)
+    flow_run_id: Optional[str] = None
+    attempts: int = 0  # corrections the customer submitted that did not validate
+    corrected_address: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    corrected_at: Optional[datetime] = _ts(nullable=True)
+    outcome: Optional[str] = None  # customer_corrected | ship_as_is | corrected_by_approver | cancelled | kept_hold
+    resolved_at: Optional[datetime] = _ts(nullable=True)
+    policy_version: str = ""

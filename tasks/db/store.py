@@ -280,3 +280,19 @@ def grouped_counts(url: str, since: datetime) -> dict[str, list[dict[str, Any]]]
             "approvals": [{"role": r, "status": st, "count": c} for r, st, c in rows(
                 Approval.role, Approval.status, model=Approval)],
         }
+
+
+def record_message(url: str, order_id: int | None, template: str, language: str, to: str, subject: str,
+                   effect_key: str) -> None:
+    """One row per message sent (the effect key is unique: a re-run records nothing twice)."""
+    from tasks.db.models import Message
+
+    with session(url) as s:
+        if s.exec(select(Message).where(Message.effect_key == effect_key)).first() is not None:
+            return
+        s.add(Message(order_id=order_id, template=template, language=language, to_address=to, subject=subject,
+                      effect_key=effect_key))
+        try:
+            s.commit()
+        except IntegrityError:
+            s.rollback()
