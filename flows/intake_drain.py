@@ -62,6 +62,18 @@ def judge_new_orders(rt, rows: list[dict], stages: dict[int, str], verdicts: Cou
     return record_decisions(rt.database_url, decisions) if decisions else 0
 
 
+def start_reviews(exceptions: list[dict], log) -> None:
+    """One `address-review` run per exception; if they cannot start (the deployment is not served),
+    the decisions are recorded and the deadline sweep starts them later."""
+    if not exceptions:
+        return
+    started = start_address_reviews([{"order_id": e["order_id"], "order_name": e["order"], "key": e["key"]}
+                                     for e in exceptions], return_state=True)
+    if started.is_failed():
+        log.error("could not start %s address-review runs (is the address-review deployment served?); the deadline "
+                  "sweep starts them later: %s", len(exceptions), started.message)
+
+
 def _parse(body: str):
     try:
         return json.loads(body)
@@ -74,7 +86,11 @@ def _run_name() -> str:
 
 
 @flow(name="intake-drain", flow_run_name=_run_name)
-def drain_inbox(batch_size: int = 500, max_batches: int = 200, linger_seconds: float = 0.0) -> dict[str, int]:
+def drain_inbox(batch_size: int = 500, max_batches: int = 200, linger_seconds: float = 0.0,
+                max_seconds: float = 600.0) -> dict[str, int]:
+    """Drain in batches until the inbox has been empty for `linger_seconds`, or `max_seconds` have
+    passed (under steady traffic a run ends there and the next announcement starts a fresh one, so
+    ops see runs finish and their artifacts appear)."""
     log = get_run_logger()
     rt = runtime()
     topics: Counter[str] = Counter()
@@ -82,8 +98,11 @@ def drain_inbox(batch_size: int = 500, max_batches: int = 200, linger_seconds: f
     exceptions: list[dict] = []
     stage_moves = 0
     progress = create_progress_artifact(progress=0.0, description="deliveries drained (batches)")
-    idle_since = time.monotonic()
+    idle_since = started = time.monotonic()
     for n in range(max_batches):
+        if time.monotonic() - started >= max_seconds:
+            log.info("ran %.0f s: leaving the rest to the next drain run", time.monotonic() - started)
+            break
         rows = load_pending(rt.database_url, batch_size)
         if not rows:
             if time.monotonic() - idle_since >= linger_seconds:
@@ -103,7 +122,9 @@ def drain_inbox(batch_size: int = 500, max_batches: int = 200, linger_seconds: f
             if new:
                 moves[r["order_id"]] = new
         stage_moves += save_stages(rt.database_url, moves)
+        fresh = len(exceptions)
         judge_new_orders(rt, rows, stages, verdicts, exceptions)
+        start_reviews(exceptions[fresh:], log)  # this batch's exceptions start now, not when the drain ends
         mark_processed(rt.database_url, [r["id"] for r in rows])
         update_progress_artifact(progress, progress=min(100.0, 100.0 * (n + 1) / max_batches))
         log.info("batch %s: %s deliveries, %s stage changes", n + 1, len(rows), len(moves))
@@ -115,12 +136,6 @@ def drain_inbox(batch_size: int = 500, max_batches: int = 200, linger_seconds: f
             table=[{"topic": t, "deliveries": c} for t, c in sorted(topics.items())],
             description=f"{total} deliveries processed, {stage_moves} stage changes",
         )
-    if exceptions:
-        started = start_address_reviews([{"order_id": e["order_id"], "order_name": e["order"], "key": e["key"]}
-                                         for e in exceptions], return_state=True)
-        if started.is_failed():
-            log.error("could not start the address-review runs (is the address-review deployment served?); "
-                      "the deadline sweep starts them later: %s", started.message)
     if verdicts:
         create_table_artifact(
             key="address-verdicts",

@@ -16,7 +16,7 @@ import pytest
 from tests.helpers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = {"intake-drain", "reconciliation", "approval-deadline-sweep", "sop-metrics"}
+NAMES = {"intake-drain", "reconciliation", "approval-deadline-sweep", "sop-metrics", "address-review"}
 
 
 
@@ -55,6 +55,34 @@ def test_up_serves_every_deployment_and_sandbox_orders_produce_runs(tmp_path):
             return [r for r in runs if r["name"].startswith("drain ")]
 
         wait_for(lambda: processed() >= 3 and completed_drains(), 90, "sandbox orders drained by a deployment run")
+
+        # SOP 4 across the real services: webhook -> drain -> its own `address-review` run, suspended
+        # (no process held) while the customer's correction form is open; the form resumes it
+        sandbox = f"http://127.0.0.1:{ports['SANDBOX']}"
+        placed = httpx.post(f"{sandbox}/sandbox/orders", timeout=10, json={
+            "customer": {"email": "e2e-address@example.com", "locale": "fr"},
+            "line_items": [{"sku": "MUG", "quantity": 1}],
+            "shipping_address": {"name": "Lea Martin", "address1": "405 Lexington Ave", "address2": "Suite",
+                                 "city": "New York", "province_code": "NY", "zip": "10174", "country_code": "US"}}).json()
+
+        def review_run(state):
+            runs = httpx.post(f"{api}/flow_runs/filter", timeout=10, json={"flow_runs": {
+                "name": {"any_": [f"address-review {placed['name']}"]}}}).json()
+            return [r for r in runs if r["state_type"] == state]
+
+        wait_for(lambda: review_run("PAUSED"), 120, "the address-review run to suspend for the customer")
+        mail = wait_for(lambda: httpx.get(f"{sandbox}/mailbox/messages", params={"to": "e2e-address@example.com"},
+                                          timeout=10).json()["messages"], 30, "the confirmation request")
+        assert mail[0]["subject"].startswith("Merci de confirmer")
+        link = next(w for w in mail[0]["text"].split() if "/address/" in w)
+        fixed = httpx.post(link, timeout=10, data={"name": "Lea Martin", "address1": "405 Lexington Ave",
+                                                   "address2": "Suite 2100", "city": "New York",
+                                                   "province_code": "NY", "zip": "10174"})
+        assert fixed.status_code == 200, fixed.text
+        wait_for(lambda: review_run("COMPLETED"), 120, "the resumed run to apply the correction")
+        order = next(o for o in httpx.get(f"{sandbox}/sandbox/orders.json", timeout=10).json()["orders"]
+                     if o["id"] == placed["id"])
+        assert "ac:edited:address" in order["tags"] and "ac:hold:address" not in order["tags"]
         status = subprocess.run([str(exe), "status"], cwd=ROOT, env=env, capture_output=True, text=True)
         assert status.returncode == 0, status.stdout
     finally:
