@@ -23,21 +23,29 @@ from domain.address_policy import address_outcome, carrier_of, review_key, with_
 from domain.orders import stage_from_fulfillment_event
 from flows.runtime import runtime
 from tasks.address_io import start_address_reviews, verify_addresses
-from tasks.inbox import (current_stages, load_pending, mark_processed, orders_already_judged, record_decisions,
-                         save_stages)
+from tasks.inbox import address_keys_judged, current_stages, load_pending, mark_processed, record_decisions, save_stages
 
 
 def judge_new_orders(rt, rows: list[dict], stages: dict[int, str], verdicts: Counter, exceptions: list) -> int:
-    """SOP 4 in bulk: one address decision per new order (orders/create, or fed by reconciliation)."""
-    new = {}
+    """SOP 4 in bulk: one address decision per new order (orders/create, or fed by reconciliation),
+    and again when an order we judged arrives (orders/updated, orders/edited) with another address."""
+    created, updated = {}, {}
     for r in rows:
         payload = _parse(r["body"]) if r["order_id"] else None
-        if isinstance(payload, dict) and (r["topic"] == "orders/create" or payload.get("source") == "reconciliation"):
-            new.setdefault(r["order_id"], payload)
-    if not new:
+        if not isinstance(payload, dict):
+            continue
+        if r["topic"] == "orders/create" or payload.get("source") == "reconciliation":
+            created.setdefault(r["order_id"], payload)
+        elif r["topic"] in ("orders/updated", "orders/edited"):
+            updated[r["order_id"]] = payload  # the latest in the batch
+    if not created and not updated:
         return 0
-    judged = orders_already_judged(rt.database_url, sorted(new), "address")
-    todo = {oid: payload for oid, payload in new.items() if oid not in judged}
+    judged = address_keys_judged(rt.database_url, sorted({*created, *updated}))
+    todo = {oid: p for oid, p in created.items() if oid not in judged}
+    todo.update({oid: p for oid, p in updated.items() if oid in judged and oid not in todo
+                 and review_key(p.get("shipping_address")) not in judged[oid]})
+    if not todo:
+        return 0
     offline = {oid: check_address(p.get("shipping_address")) for oid, p in todo.items()}
     # the optional online verifier (off by default) sees the addresses that passed offline, in one batch
     passed = [oid for oid, v in offline.items() if v.verdict == "valid"]

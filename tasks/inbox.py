@@ -33,8 +33,8 @@ def mark_processed(database_url: str, ids: list[int]) -> int:
 
 
 @task(retries=3, retry_delay_seconds=2)
-def orders_already_judged(database_url: str, order_ids: list[int], sop: str) -> set[int]:
-    return store.subjects_with_decision(database_url, sop, [f"order:{i}" for i in order_ids])
+def address_keys_judged(database_url: str, order_ids: list[int]) -> dict[int, set[str]]:
+    return store.address_keys_judged(database_url, order_ids)
 
 
 @task(retries=3, retry_delay_seconds=2)

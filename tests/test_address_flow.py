@@ -277,6 +277,13 @@ def test_the_drain_starts_one_review_run_per_exception_and_never_two(aftercart_e
         url, datetime.now(timezone.utc) - timedelta(days=1))] == [9102, 9103]
     sweep_approval_deadlines()
     assert runs() == [("address-review #9102", 9102), ("address-review #9103", 9103)]
+    # an order update with another address is judged again; one with the same address is not
+    for i, (oid, addr) in enumerate([(9101, {**good, "address2": "Apt"}), (9103, orders[9103])]):
+        payload = {"id": oid, "name": f"#{oid}", "updated_at": "2026-11-27T11:00:00Z", "shipping_address": addr}
+        store.add_delivery(url, shop="shop", webhook_id=f"u{i}", topic="orders/updated", status="accepted",
+                           order_id=oid, body=json.dumps(payload))
+    assert drain_inbox()["addresses_judged"] == 1
+    assert runs() == [("address-review #9101", 9101), ("address-review #9102", 9102), ("address-review #9103", 9103)]
 
 
 def test_the_online_verifier_is_off_by_default_and_finds_a_missing_unit_when_configured(world, monkeypatch):

@@ -163,15 +163,6 @@ def record_decisions(url: str, decisions: Iterable[Decision]) -> int:
     return len(decisions)
 
 
-def subjects_with_decision(url: str, sop: str, subjects: list[str]) -> set[int]:
-    """Order ids (from `order:<id>` subjects) that already have a decision of this SOP."""
-    if not subjects:
-        return set()
-    with session(url) as s:
-        rows = s.exec(select(Decision.subject).where(Decision.sop == sop, Decision.subject.in_(subjects))).all()
-    return {int(r.split(":", 1)[1]) for r in rows}
-
-
 def audit(url: str, actor: str, action: str, subject: str, **detail: Any) -> None:
     with session(url) as s:
         s.add(AuditLog(actor=actor, action=action, subject=subject, detail=json.loads(json.dumps(detail, default=str))))
@@ -296,3 +287,22 @@ def record_message(url: str, order_id: int | None, template: str, language: str,
             s.commit()
         except IntegrityError:
             s.rollback()
+
+
+def address_keys_judged(url: str, order_ids: list[int]) -> dict[int, set[str]]:
+    """For each order with SOP 4 decisions: the keys of the addresses judged so far (an address
+    edited afterwards has a key not in the set)."""
+    if not order_ids:
+        return {}
+    out: dict[int, set[str]] = {}
+    with session(url) as s:
+        rows = s.exec(select(Decision.subject, Decision.inputs).where(
+            Decision.sop == "address", Decision.subject.in_([f"order:{i}" for i in order_ids]))).all()
+    for subject, inputs in rows:
+        keys = out.setdefault(int(subject.split(":", 1)[1]), set())
+        inputs = inputs or {}
+        if inputs.get("key"):
+            keys.add(inputs["key"])
+        if str(inputs.get("review") or "").count(":") == 2:
+            keys.add(inputs["review"].rsplit(":", 1)[1])
+    return out
