@@ -311,3 +311,31 @@ def test_the_online_verifier_is_off_by_default_and_finds_a_missing_unit_when_con
     assert verify_now([APT, APT]) == [None, None]
     other = place(sb, customer={"email": "lee@example.com"})
     assert address_review(other, sb.world.orders[other].name)["outcome"] == "accepted"
+
+
+def test_the_correction_form_refuses_hostile_input_and_loses_nothing(aftercart_env):
+    from intake.links import correction_link
+    from tasks.db.models import AddressReview
+
+    url = aftercart_env
+    migrate(url)
+    now = datetime.now(timezone.utc)
+    address_store.open_review(url, AddressReview(
+        id="address:77:k1", order_id=77, order_name="#77", verdict="review", reasons=["missing_unit"], address=APT,
+        opened_at=now, deadline=now + timedelta(hours=24), policy_version="t"),
+        Decision(sop="address", subject="order:77", outcome="hold_and_ask_customer", policy_version="t",
+                 policy_hash="h"))
+    policy = load_policy(None)
+    resumed = []
+    app = create_app(url, "secret", None, corrections=Corrections("ls", lambda: policy,
+                                                                    lambda run, data: resumed.append(data)))
+    with serve_app(app) as base, httpx.Client(timeout=10) as http:
+        link = correction_link(base, "ls", 77, "k1")
+        assert http.get(link.replace("/77/", "/78/")).status_code == 404  # another order, same signature
+        assert http.get(f"{base}/address/x/k1?t=1").status_code == 404
+        assert http.post(link, content=b"a=" + b"x" * 20000).status_code == 413
+        for body in (b"\xff\xfe\x00garbage", b"address1=%00%0A&zip=" + b"9" * 300, b"name=<script>&address1=1;DROP TABLE"):
+            r = http.post(link, content=body, headers={"content-type": "application/x-www-form-urlencoded"})
+            assert r.status_code == 422 and "<script>" not in r.text
+        r = address_store.get_review(url, "address:77:k1")
+        assert (r.status, r.attempts, r.address) == ("waiting", 3, APT) and resumed == []
