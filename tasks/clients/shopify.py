@@ -225,6 +225,30 @@ class ShopifyClient:
                                   "carrier_identifier": line.get("carrierIdentifier")},
                 "fulfillment_orders": o["fulfillmentOrders"]["nodes"]}
 
+    def order_for_cancellation(self, order_id: int) -> dict[str, Any] | None:
+        """The order as SOP 3 reads it (plain values: risk level, order type, captured amount,
+        customer tags and chargebacks)."""
+        o = self.execute("OrderForCancellation", {"id": order_gid(order_id)}, expected_cost=60)["order"]
+        if o is None:
+            return None
+        levels = [a["riskLevel"] for a in ((o.get("risk") or {}).get("assessments") or [])]
+        risk = "high" if "HIGH" in levels else "medium" if "MEDIUM" in levels else "low"
+        attrs = {a["key"]: a["value"] for a in o.get("customAttributes") or []}
+        customer = o.get("customer") or {}
+        orders = ((customer.get("orders") or {}).get("nodes")) or []
+        return {"id": order_id, "name": o["name"], "email": o.get("email"), "customer_locale": o.get("customerLocale"),
+                "tags": o.get("tags") or [], "cancelled": o.get("cancelledAt") is not None, "risk": risk,
+                "order_type": attrs.get("order_type", "standard"),
+                "fulfillment_status": o.get("displayFulfillmentStatus"),
+                "captured": o["totalReceivedSet"]["shopMoney"]["amount"],
+                "currency": o["totalReceivedSet"]["shopMoney"]["currencyCode"],
+                "gateways": o.get("paymentGatewayNames") or [],
+                "country_code": (o.get("shippingAddress") or {}).get("countryCodeV2"),
+                "customer_tags": customer.get("tags") or [],
+                "chargebacks": sum(1 for n in orders for d in n.get("disputes") or [] if d["initiatedAs"] == "CHARGEBACK"),
+                "line_items": [{"sku": li.get("sku"), "title": li.get("title"), "quantity": li.get("quantity")}
+                               for li in o["lineItems"]["nodes"]]}
+
     def fulfillments(self, order_id: int) -> dict[str, Any]:
         return self.execute("OrderFulfillments", {"id": order_gid(order_id)})["order"]
 

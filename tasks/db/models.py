@@ -190,3 +190,26 @@ class AddressReview(SQLModel, table=True):
     outcome: Optional[str] = None  # customer_corrected | ship_as_is | corrected_by_approver | cancelled | kept_hold
     resolved_at: Optional[datetime] = _ts(nullable=True)
     policy_version: str = ""
+
+
+class CancelRequest(SQLModel, table=True):
+    """SOP 3: one customer request to cancel an order (duplicates join the open one)."""
+
+    __tablename__ = "cancel_requests"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    order_id: int = Field(sa_column=Column(BigInteger, index=True, nullable=False))
+    order_name: str = ""
+    channel: str  # self_serve | email | chat | phone | social | sandbox
+    reason: str = ""  # the customer's words or reason code
+    amount: Optional[str] = None  # a partial refund asked for; None refunds what was captured
+    # open key: the order id while the request is open, NULL once closed (one open request per order)
+    open_key: Optional[int] = Field(default=None, sa_column=Column(BigInteger, unique=True, nullable=True))
+    status: str = Field(default="open", index=True)  # open | waiting | applied | denied | refused | joined
+    rule: Optional[str] = None
+    error: Optional[str] = None
+    joined_to: Optional[int] = Field(default=None, index=True)  # a duplicate: the open request it joined
+    requested_at: datetime = _ts(nullable=False, default=utcnow)
+    closed_at: Optional[datetime] = _ts(nullable=True)
+    refunded: Optional[str] = None
+    flow_run_id: Optional[str] = None  # the run serving it (a re-run of the same run is not a duplicate)
+    policy_version: str = ""
