@@ -18,6 +18,33 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(address_app, name="address")
+report_app = typer.Typer(help="Reports from the operational store.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("cancellations")
+def report_cancellations(month: str = typer.Option(..., "--month", help="YYYY-MM")) -> None:
+    """Cancellation requests of a month: by reason, channel and outcome, approval consistency, refunds."""
+    from rich.table import Table
+
+    from config.settings import load_settings
+    from flows.cancellation_review import month_bounds
+    from tasks.db.cancel_store import cancellation_report
+
+    try:
+        start, end = month_bounds(month)
+    except ValueError as exc:
+        _out().print(f"[red]{exc}[/red]")
+        raise typer.Exit(2)
+    report = cancellation_report(load_settings().resolved_database_url(), start, end)
+    for name, rows in report.items():
+        table = Table(title=f"{name.replace('_', ' ')} ({month})")
+        cols = list(rows[0]) if rows else ["note"]
+        for c in cols:
+            table.add_column(c)
+        for r in rows or [{"note": "no requests"}]:
+            table.add_row(*(str(r[c]) for c in cols))
+        _out().print(table)
 
 
 def _out() -> Console:

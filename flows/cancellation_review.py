@@ -163,3 +163,37 @@ def cancellation_review(order_id: int, channel: str, reason: str = "", amount: s
     record_effect(out, {"cancelled": False})
     update_request(rt.database_url, req.id, status="denied")
     return {"outcome": "denied", "request": req.id, "rule": d.rule, "approver": out.approver}
+
+
+def month_bounds(month: str):
+    """`YYYY-MM` -> [first day, first day of the next month) in UTC; a clear error otherwise."""
+    from datetime import datetime, timezone
+
+    try:
+        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise ValueError(f"month must be YYYY-MM, not {month!r}") from None
+    end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    return start, end
+
+
+def _previous_month() -> str:
+    from datetime import datetime, timedelta, timezone
+
+    return (datetime.now(timezone.utc).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+
+
+@flow(name="cancellation-report")
+def cancellation_report(month: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Monthly reasons report (default: last month), published as table artifacts."""
+    from prefect.artifacts import create_table_artifact
+
+    from tasks.cancel_io import gather_report
+
+    month = month or _previous_month()
+    start, end = month_bounds(month)
+    report = gather_report(runtime().database_url, start, end)
+    for name, table in report.items():
+        create_table_artifact(key=f"cancellations-{name.replace('_', '-')}", table=table or [{"note": "no requests"}],
+                              description=f"cancellation requests {month}: {name.replace('_', ' ')}")
+    return report

@@ -84,3 +84,8 @@ def pull_back(database_url: str, order_id: int, effect_key: str) -> dict[str, An
             return threepl.request_cancel(order_id)
 
     return perform_effect(database_url, effect_key, "3pl_cancel", _subject(order_id), {}, call)
+
+
+@task(**_RETRY)
+def gather_report(database_url: str, start, end) -> dict[str, list[dict[str, Any]]]:
+    return cancel_store.cancellation_report(database_url, start, end)

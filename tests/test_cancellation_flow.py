@@ -265,3 +265,30 @@ def test_thirty_duplicate_requests_make_one_cancellation_one_refund_one_message_
     assert sorted(_templates(sb, "dana@example.com")) == ["cancellation_approved", "cancellation_received"]
     joined = cancel_store.joined_requests(url, r0["value"]["request"])
     assert len(joined) == 24 and {j.channel for j in joined} == set(channels)  # each kept with its channel
+
+
+def test_the_monthly_reasons_report_as_artifact_and_cli(world):
+    from typer.testing import CliRunner
+
+    from aftercart.cli import app
+    from flows.cancellation_review import cancellation_report
+
+    s, url = world
+    sb = s.sandbox
+    a = place(sb)
+    cancellation_review(a, "email", "Ordered twice")
+    b = place(sb)
+    _stage(url, sb, b, "shipped")
+    cancellation_review(b, "chat", "ordered twice")
+    cancellation_review(999999, "chat", "typo")
+    month = datetime.now(timezone.utc).strftime("%Y-%m")
+    report = cancellation_report(month)
+    assert {(r["channel"], r["outcome"], r["requests"]) for r in report["by_channel"]} == {
+        ("email", "applied", 1), ("chat", "denied", 1), ("chat", "refused", 1)}
+    assert {(r["reason"], r["outcome"]) for r in report["by_reason"]} >= {("ordered twice", "applied"),
+                                                                          ("ordered twice", "denied")}
+    assert report["refund_completion"] == [{"applied": 1, "refund confirmed": 1, "completion": "100%"}]
+    out = CliRunner().invoke(app, ["report", "cancellations", "--month", month])
+    assert out.exit_code == 0 and "by channel" in out.output and "ordered twice" in out.output
+    bad = CliRunner().invoke(app, ["report", "cancellations", "--month", "2026-13"])
+    assert bad.exit_code == 2 and "YYYY-MM" in bad.output

@@ -13,13 +13,15 @@ from config.policy_loader import load_policy
 
 POLICY = load_policy()
 LANGS = POLICY.communication.languages
-# the message templates built so far (SOP 4); the other ids of DESIGN.md come with their SOPs
-BUILT = ["address_confirm_request", "address_updated"]
+# the message templates built so far (SOPs 3 and 4); the other ids of DESIGN.md come with their SOPs
+BUILT = ["address_confirm_request", "address_updated", "cancellation_received", "cancellation_approved",
+         "cancellation_denied"]
 ADDRESS = {"name": "Ana Ruiz", "address1": "405 Lexington Ave", "address2": "Apt 5B", "city": "New York",
            "province_code": "NY", "zip": "10174", "country_code": "US"}
 CONTEXT = {"order_name": "#1042", "customer_name": "Ana", "reasons": ["missing_unit", "po_box"], "address": ADDRESS,
            "link": "https://shop.test/address/1/k?t=abc", "deadline": datetime(2026, 11, 27, 20, tzinfo=timezone.utc),
-           "timezone": "America/New_York", "suggestions": {}}
+           "timezone": "America/New_York", "suggestions": {}, "why": "it has already shipped.", "refund": "62.00",
+           "currency": "EUR", "shipped": True}
 LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}|\{[a-z_]+\}|Undefined")
 
 
@@ -30,7 +32,10 @@ def test_every_template_renders_in_every_enabled_language(template, lang):
     assert m.subject and "#1042" in m.subject
     for part in (m.subject, m.text, m.html):
         assert not LEFTOVER.search(part), part
-    assert "405 Lexington Ave" in m.text and "405 Lexington Ave" in m.html
+    if template.startswith("address_"):
+        assert "405 Lexington Ave" in m.text and "405 Lexington Ave" in m.html
+    if template == "cancellation_approved":
+        assert "62" in m.text and "€" in m.text
     if template == "address_confirm_request":
         assert CONTEXT["link"] in m.text and CONTEXT["link"] in m.html
         for r in CONTEXT["reasons"]:
@@ -44,7 +49,7 @@ def test_every_language_translates_every_string_and_no_two_languages_share_a_sub
         for table in en:
             assert set(s[table]) == set(en[table]), (lang, table)
         if lang != "en":  # an untranslated copy of English is a missing translation
-            same = [k for k in en["reasons"] if s["reasons"][k] == en["reasons"][k]]
+            same = [k for t in ("reasons", "cancellation") for k in en[t] if s[t][k] == en[t][k]]
             assert not same, (lang, same)
     subjects = {render("address_confirm_request", lang, CONTEXT).subject for lang in LANGS}
     assert len(subjects) == len(LANGS)

@@ -117,3 +117,43 @@ def requests_between(url: str, start: datetime, end: datetime) -> list[CancelReq
     with session(url) as s:
         return list(s.exec(select(CancelRequest).where(CancelRequest.requested_at >= as_utc(start),
                                                        CancelRequest.requested_at < as_utc(end))).all())
+
+
+def cancellation_report(url: str, start: datetime, end: datetime) -> dict[str, list[dict[str, Any]]]:
+    """The monthly reasons report: requests by reason, channel and outcome; approval consistency
+    (the same rule should get the same answer); refund completion (applied requests whose refund
+    is confirmed in the effects ledger)."""
+    from tasks.db.models import Approval, Effect
+
+    rows = requests_between(url, start, end)
+    with session(url) as s:
+        approvals = {a.id: a for a in s.exec(select(Approval).where(Approval.kind == "cancellation")).all()}
+        refunds = {e.effect_key.rsplit(":", 1)[0] for e in s.exec(select(Effect).where(
+            Effect.kind.in_(["cancel", "refund"]), Effect.status == "confirmed")).all()}
+
+    def count(key) -> list[dict[str, Any]]:
+        out: dict[tuple, int] = {}
+        for r in rows:
+            k = key(r)
+            out[k] = out.get(k, 0) + 1
+        return [{**dict(zip(("a", "b"), k)), "requests": n} for k, n in sorted(out.items())]
+
+    by_reason = [{"reason": x["a"] or "(none given)", "outcome": x["b"], "requests": x["requests"]}
+                 for x in count(lambda r: ((r.reason or "").strip().lower(), r.status))]
+    by_channel = [{"channel": x["a"], "outcome": x["b"], "requests": x["requests"]}
+                  for x in count(lambda r: (r.channel, r.status))]
+    decided: dict[str, dict[str, int]] = {}
+    for r in rows:
+        a = approvals.get(f"cancellation:{r.order_id}:r{r.id}")
+        if a is not None and a.decision:
+            decided.setdefault(r.rule or "-", {}).setdefault(a.decision, 0)
+            decided[r.rule or "-"][a.decision] += 1
+    consistency = [{"rule": rule, "decisions": ", ".join(f"{d} {n}" for d, n in sorted(ds.items())),
+                    "consistent": f"{100 * max(ds.values()) / sum(ds.values()):.0f}%"}
+                   for rule, ds in sorted(decided.items())]
+    applied = [r for r in rows if r.status == "applied"]
+    done = sum(1 for r in applied if f"order:{r.order_id}:cancel:{r.id}" in refunds)
+    refund = [{"applied": len(applied), "refund confirmed": done,
+               "completion": f"{100 * done / len(applied):.0f}%" if applied else "-"}]
+    return {"by_reason": by_reason, "by_channel": by_channel, "approval_consistency": consistency,
+            "refund_completion": refund}
