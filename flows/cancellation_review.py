@@ -1,8 +1,9 @@
 """SOP 3: a customer asks to cancel an order (`cancellation-review #1042`).
 
 1. Record the request with its channel and reason; a request for an order that already has one
-   open joins it (nothing else happens). Unknown orders, orders already cancelled and refund
-   amounts above what was captured are refused with the error recorded.
+   open joins it (nothing else happens), unless the run serving the open one is gone (crashed):
+   then this run takes it over and finishes it. Unknown orders, orders already cancelled and
+   refund amounts above what was captured are refused with the error recorded.
 2. Decide by policy (domain/cancellation.py): apply, deny, or approval by a role.
 3. Apply: cancel in Shopify (reason, restock, refund to the original payment; a partial amount
    goes through refundCreate with the ledger's @idempotent key), tell the 3PL if it has the
@@ -100,8 +101,6 @@ def cancellation_review(order_id: int, channel: str, reason: str = "", amount: s
     error = None
     if order is None:
         error = f"order {order_id} does not exist in this shop"
-    elif order["cancelled"]:
-        error = f"order {order['name']} is already cancelled"
     else:
         error = check_refund_amount(amount, order["captured"])
     if error:
@@ -112,6 +111,12 @@ def cancellation_review(order_id: int, channel: str, reason: str = "", amount: s
     if joined:
         log.info("%s already has an open cancellation request (%s): this one joins it", order["name"], req.id)
         return {"outcome": "joined", "request": req.id}
+    if order["cancelled"] and req.rule is None:  # cancelled before this request was decided
+        error = f"order {order['name']} is already cancelled"
+        update_request(rt.database_url, req.id, status="refused", error=error)
+        log.warning("cancellation request refused: %s", error)
+        return {"outcome": "refused", "request": req.id, "error": error}
+    # (a request decided by a run that crashed is taken over and finished here: the ledger skips what was done)
 
     key = f"order:{order_id}:cancel:{req.id}"
     facts = CancelFacts(stage=order["stage"], risk=order["risk"], chargebacks=order["chargebacks"],

@@ -292,3 +292,51 @@ def test_the_monthly_reasons_report_as_artifact_and_cli(world):
     assert out.exit_code == 0 and "by channel" in out.output and "ordered twice" in out.output
     bad = CliRunner().invoke(app, ["report", "cancellations", "--month", "2026-13"])
     assert bad.exit_code == 2 and "YYYY-MM" in bad.output
+
+
+def test_a_run_killed_right_after_the_refund_call_leaves_exactly_one_refund(world, tmp_path):
+    """The flow runs in its own process; the sandbox applies the refund and SIGKILLs that process
+    before the reply reaches it (nothing after the call is recorded). Prefect's zombie detection
+    marks such a run Crashed (done by hand here, heartbeats are off in tests); a new request run
+    takes the open request over and finishes it: the ledger retries the refund with the same
+    idempotency key, and Shopify's @idempotent answers with the first refund."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+    from prefect.states import Crashed
+
+    s, url = world
+    sb = s.sandbox
+    oid = place(sb)
+    real_refund = sb.ops.refund
+    child: dict = {}
+
+    def refund_then_kill(o, request, key):
+        out = real_refund(o, request, key)
+        if "proc" in child:
+            os.kill(child.pop("proc").pid, signal.SIGKILL)
+        return out
+
+    sb.ops.refund = refund_then_kill
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": ""}
+    env.pop("PREFECT_FLOWS_HEARTBEAT_FREQUENCY")
+    code = f"from flows.cancellation_review import cancellation_review as f; f({oid}, 'email', 'crash', amount='18.00')"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=str(os.getcwd()),
+                            stdout=open(tmp_path / "child.log", "w"), stderr=subprocess.STDOUT)
+    child["proc"] = proc
+    assert proc.wait(120) == -signal.SIGKILL, (tmp_path / "child.log").read_text()
+    assert len(sb.world.orders[oid].refunds) == 1
+    with session(url) as db:
+        req = db.exec(select(CancelRequest).where(CancelRequest.order_id == oid)).one()
+        refund_row = db.exec(select(Effect).where(Effect.kind == "refund")).one()
+    assert (req.status, refund_row.status) == ("open", "pending")  # the reply never arrived
+    with get_client(sync_client=True) as c:
+        c.set_flow_run_state(req.flow_run_id, Crashed(message="process killed"), force=True)
+    out = cancellation_review(oid, "email", "crash, asked again", amount="18.00")
+    assert (out["outcome"], out["request"], out["refunded"]) == ("applied", req.id, "18.00")
+    assert [r["amount"] for r in sb.world.orders[oid].refunds] == ["18.00"]
+    assert sb.ops.applied.count(("cancel", oid)) == 1
+    assert _templates(sb, "dana@example.com") == ["cancellation_approved"]
