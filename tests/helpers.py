@@ -50,3 +50,22 @@ def wait_for(pred, timeout: float, what: str, interval: float = 0.3):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def start_in_thread(fn, *args, **kw):
+    """Run `fn` in a thread with the caller's context (a flow that pauses in-process); returns the
+    thread and a dict that gets `value` (or `error`) when it ends."""
+    import contextvars
+
+    result: dict = {}
+    ctx = contextvars.copy_context()
+
+    def run():
+        try:
+            result["value"] = ctx.run(fn, *args, **kw)
+        except BaseException as exc:  # surfaced by the test's assertion on the result
+            result["error"] = exc
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, result

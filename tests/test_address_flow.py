@@ -5,9 +5,7 @@ a person."""
 
 from __future__ import annotations
 
-import contextvars
 import re
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -24,28 +22,13 @@ from tasks.approvals_io import resume_waiting_run
 from tasks.db import address_store, approval_store
 from tasks.db.engine import migrate, session
 from tasks.db.models import Decision, Effect, Order
-from tests.helpers import free_port, serve_app
+from tests.helpers import free_port, serve_app, start_in_thread
 from tests.sandbox_fixtures import place, served_sandbox
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 APT = {"name": "Ana Ruiz", "address1": "405 Lexington Ave", "address2": "Apt", "city": "New York",
        "province_code": "NY", "zip": "10174", "country_code": "US"}
-
-
-def _start(fn, *args, **kw):
-    result: dict = {}
-    ctx = contextvars.copy_context()
-
-    def run():
-        try:
-            result["value"] = ctx.run(fn, *args, **kw)
-        except BaseException as exc:  # surfaced by the test's assertion on the result
-            result["error"] = exc
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t, result
 
 
 def _paused(run_id: str | None) -> bool:
@@ -116,7 +99,7 @@ def test_review_order_is_held_and_the_customers_fix_releases_it(world):
     sb = s.sandbox
     oid = place(sb, shipping_address=APT, customer={"email": "ana@example.com", "locale": "es-MX"})
     name = sb.world.orders[oid].name
-    thread, result = _start(address_review, oid, name)
+    thread, result = start_in_thread(address_review, oid, name)
     review = _review_waiting(url, oid)
     assert (review.verdict, review.reasons, review.language) == ("review", ["missing_unit"], "es")
     with get_client(sync_client=True) as c:
@@ -161,7 +144,7 @@ def test_no_fix_in_the_window_goes_to_an_approver(world):
     bad = {**APT, "address2": "", "zip": "10174", "province_code": "NJ"}  # zip_state_mismatch: invalid
     oid = place(sb, shipping_address=bad)
     name = sb.world.orders[oid].name
-    thread, result = _start(address_review, oid, name)
+    thread, result = start_in_thread(address_review, oid, name)
     review = _review_waiting(url, oid)
     assert review.verdict == "invalid"
     # inside the window the sweep leaves it alone; past it the run is resumed and asks support
@@ -196,9 +179,9 @@ def test_a_duplicate_trigger_never_holds_or_mails_twice(world):
     sb = s.sandbox
     oid = place(sb, shipping_address={**APT, "address1": "PO Box 12"})  # po_box, carrier unknown: review
     name = sb.world.orders[oid].name
-    first, r1 = _start(address_review, oid, name)
+    first, r1 = start_in_thread(address_review, oid, name)
     review = _review_waiting(url, oid)
-    second, r2 = _start(address_review, oid, name)  # the same order triggered again
+    second, r2 = start_in_thread(address_review, oid, name)  # the same order triggered again
     _wait(lambda: (r := address_store.get_review(url, review.id)).flow_run_id != review.flow_run_id
           and _paused(r.flow_run_id), "the second run to wait")
     assert len(_our_holds(sb, oid)) == 1 and len(_effects(url, oid, "hold")) == 1
@@ -229,7 +212,7 @@ def test_from_label_created_nothing_changes_automatically(world):
         db.add(Order(id=oid, shop="sandbox.myshopify.com", name=o.name, stage="label_created",
                      shopify_updated_at=datetime.now(timezone.utc)))
         db.commit()
-    thread, result = _start(address_review, oid, o.name)
+    thread, result = start_in_thread(address_review, oid, o.name)
     a = _approval_waiting(url, oid)
     assert a.role == "support" and a.rule == "address.no_automatic_change_from_stage"
     assert _our_holds(sb, oid) == [] and sb.mailbox.find(to="dana@example.com") == []
@@ -299,7 +282,7 @@ def test_the_online_verifier_is_off_by_default_and_finds_a_missing_unit_when_con
     assert [a["dpv"] for a in answers] == ["D", "Y", "Y"]
     monkeypatch.setenv("AFTERCART_ADDRESS_VERIFIER_URL", f"{s.url}/verifier/v1")
     oid = place(sb)  # 405 Lexington Ave, no unit: valid offline
-    thread, result = _start(address_review, oid, sb.world.orders[oid].name)
+    thread, result = start_in_thread(address_review, oid, sb.world.orders[oid].name)
     review = _review_waiting(url, oid)
     assert (review.verdict, review.reasons) == ("review", ["missing_unit"]) and _our_holds(sb, oid)
     address_store.resolve_review(url, review.id, "kept_hold", "test")  # closed elsewhere: the run just ends

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -16,18 +14,10 @@ from tasks.db import approval_store
 from tasks.db.engine import session
 from tasks.db.models import AuditLog, Decision
 from tests.approval_demo import cancellation_needing_ops
-from tests.helpers import free_port
+from tests.helpers import free_port, start_in_thread
 from tests.sandbox_fixtures import place, served_sandbox
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-def _start(fn, *args):
-    result: dict = {}
-    ctx = contextvars.copy_context()
-    t = threading.Thread(target=lambda: result.update(value=ctx.run(fn, *args)), daemon=True)
-    t.start()
-    return t, result
 
 
 def _wait_paused(url, aid, refusals, timeout=60):
@@ -57,7 +47,7 @@ def test_pause_refuse_audit_then_resume_and_apply(world):
     s, url = world
     oid = place(s.sandbox)
     name = s.sandbox.world.orders[oid].name
-    thread, result = _start(cancellation_needing_ops, url, oid, name)
+    thread, result = start_in_thread(cancellation_needing_ops, url, oid, name)
     aid = f"cancellation:{oid}:c1"
     a = _wait_paused(url, aid, 0)
     assert (a.role, a.status, a.allowed_decisions) == ("ops", "pending", ["approve", "reject"])
@@ -95,7 +85,7 @@ def test_sweep_default_resumes_the_waiting_run_with_the_policy_decision(world):
 
     s, url = world
     oid = place(s.sandbox)
-    thread, result = _start(cancellation_needing_ops, url, oid, s.sandbox.world.orders[oid].name)
+    thread, result = start_in_thread(cancellation_needing_ops, url, oid, s.sandbox.world.orders[oid].name)
     aid = f"cancellation:{oid}:c1"
     _wait_paused(url, aid, 0)
     now = datetime.now(timezone.utc)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
-import threading
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -19,7 +17,7 @@ from tasks.approvals_io import resume_waiting_run
 from tasks.db import cancel_store
 from tasks.db.engine import migrate, session
 from tasks.db.models import Approval, CancelRequest, Effect, Order
-from tests.helpers import free_port
+from tests.helpers import free_port, start_in_thread
 from tests.sandbox_fixtures import place, served_sandbox
 
 POLICY = load_policy()
@@ -59,21 +57,6 @@ def test_refund_amounts_above_what_was_captured_are_refused():
 
 
 # ------------------------------------------------------------------ flows over the sandbox
-
-
-def _start(fn, *args, **kw):
-    result: dict = {}
-    ctx = contextvars.copy_context()
-
-    def run():
-        try:
-            result["value"] = ctx.run(fn, *args, **kw)
-        except BaseException as exc:
-            result["error"] = exc
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t, result
 
 
 def _pending_approval(url, oid, timeout=60):
@@ -145,7 +128,7 @@ def test_at_the_warehouse_the_3pl_pulls_it_back_first_and_ops_decide(world):
     sb.threepl.receive({"order_id": oid, "lines": [{"sku": "MUG", "quantity": 1}], "address": {}, "flags": []})
     sb.threepl.advance(oid, "picking")
     _stage(url, sb, oid, "picking")
-    thread, result = _start(cancellation_review, oid, "email", "changed my mind", order_name=sb.world.orders[oid].name)
+    thread, result = start_in_thread(cancellation_review, oid, "email", "changed my mind", order_name=sb.world.orders[oid].name)
     a = _pending_approval(url, oid)
     assert a.role == "ops" and "pulled it back" in a.asked and a.context["warehouse"]["pulled_back_from"] == "picking"
     assert sb.threepl.orders[oid].status == "cancelled"  # asked before the approver
@@ -198,7 +181,7 @@ def test_flagged_and_manual_orders_wait_for_the_policys_role(world, over, role, 
     s, url = world
     sb = s.sandbox
     oid = place(sb, **over)
-    thread, result = _start(cancellation_review, oid, "email", "", order_name=sb.world.orders[oid].name)
+    thread, result = start_in_thread(cancellation_review, oid, "email", "", order_name=sb.world.orders[oid].name)
     a = _pending_approval(url, oid)
     assert (a.role, a.rule) == (role, f"cancellation.rules.{rule}")
     manual = "ac:manual" in over.get("tags", [])
@@ -248,9 +231,9 @@ def test_thirty_duplicate_requests_make_one_cancellation_one_refund_one_message_
     _stage(url, sb, oid, "packed")
     sb.threepl.receive({"order_id": oid, "lines": [{"sku": "MUG", "quantity": 1}], "address": {}, "flags": []})
     channels = ["email", "chat", "self_serve", "social", "phone"]
-    first, r0 = _start(cancellation_review, oid, "email", "first")
+    first, r0 = start_in_thread(cancellation_review, oid, "email", "first")
     a = _pending_approval(url, oid)
-    starts = [_start(cancellation_review, oid, channels[i % 5], f"again {i}") for i in range(24)]  # concurrent
+    starts = [start_in_thread(cancellation_review, oid, channels[i % 5], f"again {i}") for i in range(24)]  # concurrent
     for t, _ in starts:
         t.join(120)
     assert {r.get("value", r)["outcome"] for _, r in starts} == {"joined"}
