@@ -19,7 +19,30 @@ app.add_typer(db_app, name="db")
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(address_app, name="address")
 report_app = typer.Typer(help="Reports from the operational store.", no_args_is_help=True)
+CHANNELS = ("email", "chat", "phone", "social", "self_serve")
 app.add_typer(report_app, name="report")
+
+
+@app.command("cancel")
+def cancel_request(
+    order_id: int = typer.Argument(..., help="the order's numeric id"),
+    order_name: str = typer.Option("", "--name", help="the order's name (#1042), for the run's name"),
+    channel: str = typer.Option("email", "--channel", help="where the customer asked: email, chat, phone, social"),
+    reason: str = typer.Option("", "--reason", help="the customer's reason"),
+) -> None:
+    """Record a customer's cancellation request and start its `cancellation-review` run (the
+    system must be up: the run goes through the deployment)."""
+    from intake.self_serve import start_cancellation_run
+
+    if channel not in CHANNELS:
+        _out().print(f"[red]--channel must be one of {', '.join(CHANNELS)}, not {channel!r}[/red]")
+        raise typer.Exit(2)
+    try:
+        run_id = start_cancellation_run(order_id, order_name or str(order_id), reason, channel)
+    except Exception as exc:
+        _out().print(f"[red]could not start the cancellation review: {exc}[/red] (is `aftercart up` running?)")
+        raise typer.Exit(1)
+    _out().print(f"cancellation review started: run {run_id}")
 
 
 @report_app.command("cancellations")

@@ -30,6 +30,7 @@ def run_intake() -> None:
     from config.settings import load_settings
     from intake.app import create_app, prefect_emitter
     from intake.corrections import Corrections
+    from intake.self_serve import SelfServe, start_cancellation_run
     from tasks.address_io import verify_now
     from tasks.approvals_io import resume_waiting_run
     from tasks.db.engine import migrate
@@ -40,7 +41,9 @@ def run_intake() -> None:
     policy = load_policy(s.policy)
     app = create_app(url, s.webhook_secret.get_secret_value(), prefect_emitter(), s.intake_max_body_bytes,
                      corrections=Corrections(s.link_secret.get_secret_value(), lambda: policy, resume_waiting_run,
-                                             verify_now))
+                                             verify_now),
+                     self_serve=SelfServe(s.link_secret.get_secret_value(), lambda: policy,
+                                          lambda oid, name, reason: start_cancellation_run(oid, name, reason)))
     uvicorn.run(app, host=s.host, port=s.intake_port, log_level="warning")
 
 

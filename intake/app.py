@@ -26,6 +26,7 @@ from intake.hmac_sign import verify
 
 if TYPE_CHECKING:
     from intake.corrections import Corrections
+    from intake.self_serve import SelfServe
 from tasks.db import store
 
 log = logging.getLogger("aftercart.intake")
@@ -80,7 +81,8 @@ class Debouncer:
 
 
 def create_app(database_url: str, webhook_secret: str, emit: Emit | None, max_body: int = 1024 * 1024,
-               pending_interval: float = 2.0, corrections: "Corrections | None" = None) -> Starlette:
+               pending_interval: float = 2.0, corrections: "Corrections | None" = None,
+               self_serve: "SelfServe | None" = None) -> Starlette:
     debounce = Debouncer(pending_interval)
 
     def _persist(headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
@@ -140,11 +142,15 @@ def create_app(database_url: str, webhook_secret: str, emit: Emit | None, max_bo
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    extra = []
+    extra: list = []
     if corrections is not None:
         from intake.corrections import routes
 
-        extra = routes(database_url, corrections)
+        extra += routes(database_url, corrections)
+    if self_serve is not None:
+        from intake.self_serve import routes as self_serve_routes
+
+        extra += self_serve_routes(database_url, self_serve)
     return Starlette(routes=[
         Route("/webhooks/shopify", webhook, methods=["POST"]),
         Route("/health", health, methods=["GET"]),

@@ -275,6 +275,8 @@ def test_the_monthly_reasons_report_as_artifact_and_cli(world):
     assert out.exit_code == 0 and "by channel" in out.output and "ordered twice" in out.output
     bad = CliRunner().invoke(app, ["report", "cancellations", "--month", "2026-13"])
     assert bad.exit_code == 2 and "YYYY-MM" in bad.output
+    fax = CliRunner().invoke(app, ["cancel", str(a), "--channel", "fax"])
+    assert fax.exit_code == 2 and "--channel must be one of" in fax.output
 
 
 def test_a_run_killed_right_after_the_refund_call_leaves_exactly_one_refund(world, tmp_path):
@@ -323,3 +325,39 @@ def test_a_run_killed_right_after_the_refund_call_leaves_exactly_one_refund(worl
     assert [r["amount"] for r in sb.world.orders[oid].refunds] == ["18.00"]
     assert sb.ops.applied.count(("cancel", oid)) == 1
     assert _templates(sb, "dana@example.com") == ["cancellation_approved"]
+
+
+def test_the_self_serve_link_starts_a_review_in_the_customers_language(world):
+    import httpx
+
+    from intake.app import create_app
+    from intake.self_serve import SelfServe, cancel_link, start_cancellation_run
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from tests.helpers import serve_app
+
+    s, url = world
+    sb = s.sandbox
+    oid = place(sb, customer={"email": "lea@example.com", "locale": "fr"})
+    name = sb.world.orders[oid].name
+    with session(url) as db:
+        db.add(Order(id=oid, shop="sandbox.myshopify.com", name=name, customer_locale="fr", country_code="US",
+                     shopify_updated_at=datetime.now(timezone.utc)))
+        db.commit()
+    started = []
+    app = create_app(url, "secret", None, self_serve=SelfServe("ls", lambda: POLICY,
+                                                               lambda *a: started.append(a)))
+    with serve_app(app) as base, httpx.Client(timeout=10) as http:
+        link = cancel_link(base, "ls", oid)
+        form = http.get(link)
+        assert form.status_code == 200 and f"Annuler la commande {name}" in form.text
+        assert http.get(cancel_link(base, "other-secret", oid)).status_code == 404
+        done = http.post(link, data={"reason": "  commandé   deux fois <b>"})
+        assert done.status_code == 200 and "Demande reçue" in done.text
+    assert started == [(oid, name, "commandé deux fois <b>")]
+    # the real starter goes through the deployment: one run named after the order, channel self_serve
+    cancellation_review.to_deployment(name="cancellation-review").apply()
+    start_cancellation_run(oid, name, "commandé deux fois")
+    with get_client(sync_client=True) as c:
+        [run] = c.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(
+            any_=[f"cancellation-review {name}"])))
+    assert run.parameters["channel"] == "self_serve" and run.parameters["order_id"] == oid
