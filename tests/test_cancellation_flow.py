@@ -108,12 +108,14 @@ def test_before_release_it_is_cancelled_refunded_and_restocked(world):
     s, url = world
     sb = s.sandbox
     oid = place(sb, customer={"email": "ana@example.com", "locale": "de"})
+    cap = sb.world.variant_by_sku("CAP")[1]
+    available = cap.available
     out = cancellation_review(oid, "self_serve", "ordered twice", order_name=sb.world.orders[oid].name)
     assert (out["outcome"], out["rule"], out["refunded"]) == ("applied", "before_release", "62.00")
     o = sb.world.orders[oid]
     assert _wait_cancelled(sb, oid) and o.cancel_reason == "CUSTOMER"
     assert sum(Decimal(str(r["amount"])) for r in o.refunds) == Decimal("62.00")
-    assert "ac:cancel:approved" in o.tags
+    assert "ac:cancel:approved" in o.tags and cap.available == available + 2  # restocked
     [mail] = sb.mailbox.find(to="ana@example.com")
     assert mail.subject == f"Die Bestellung {o.name} ist storniert" and "62,00" in mail.text
     r = cancel_store.get_request(url, out["request"])
@@ -153,6 +155,7 @@ def test_after_shipping_it_is_denied_with_return_instructions(world):
     assert (out["outcome"], out["rule"]) == ("denied", "after_shipping")
     o = sb.world.orders[oid]
     assert o.cancelled_at is None and o.refunds == [] and "ac:cancel:denied" in o.tags
+    assert "ac:cancel:requested" not in o.tags and "ac:cancel:approved" not in o.tags
     [mail] = sb.mailbox.find(to="dana@example.com")
     assert mail.headers["X-Aftercart-Template"] == "cancellation_denied" and "return label" in mail.text
 
