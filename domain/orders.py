@@ -205,3 +205,20 @@ def stage_from_fulfillment_event(topic: str, payload: Any, current: str | None) 
     if current in ("cancelled", "returned"):
         return None
     return new
+
+
+def live_stage(fulfillment_status: str | None, warehouse_status: str | None, recorded: str | None) -> str:
+    """The stage as its owners tell it now: Shopify (fulfilled means it left), the 3PL (received,
+    picking, packed, shipped), and what carrier events already told us (label, transit, delivery):
+    the latest of these wins."""
+    from domain.vocab import STAGES
+
+    candidates = ["unfulfilled"]
+    if warehouse_status:
+        candidates.append({"received": "released", "picking": "picking", "packed": "packed",
+                           "shipped": "shipped"}.get(warehouse_status, "released"))
+    if fulfillment_status in ("FULFILLED", "PARTIALLY_FULFILLED"):
+        candidates.append("shipped")
+    if recorded in STAGES:
+        candidates.append(recorded)
+    return max(candidates, key=STAGES.index)

@@ -43,6 +43,12 @@ def query_root(world: World, ops: Operations) -> dict[str, Any]:
     def variants():
         return ((p, v) for p in world.products for v in p.variants)
 
+    def product_variants(info, query=None, **kw):
+        """`sku:A OR sku:B` (what aftercart asks); any other query matches nothing."""
+        wanted = {part.split(":", 1)[1].strip("'\" ") for part in (query or "").split(" OR ") if ":" in part}
+        items = [(p, v) for p, v in variants() if v.sku in wanted]
+        return connection(items, lambda x: variant_view(x[1], x[0]), **kw)
+
     def product_variant(info, id):
         vid = parse_gid(id, "ProductVariant")
         return next((variant_view(v, p) for p, v in variants() if v.id == vid), None)
@@ -76,6 +82,7 @@ def query_root(world: World, ops: Operations) -> dict[str, Any]:
         return {"id": j.id, "done": j.done, "query": {}} if j else None
 
     return {"order": order, "orders": orders, "products": products, "productVariant": product_variant,
+            "productVariants": product_variants,
             "fulfillmentOrder": fulfillment_order, "fulfillmentOrders": fulfillment_orders, "job": job,
             "inventoryItem": inventory_item, "inventoryLevel": inventory_level}
 

@@ -40,6 +40,8 @@ def calculated_order(ops: Operations, s, world: World) -> dict:
     return {"id": gid("CalculatedOrder", s.id), "committed": s.committed,
             "originalOrder": order_view(o, world),
             "lineItems": lambda info, **kw: connection(lines, lambda x: x, **kw),
+            "shippingLines": [{"id": gid("CalculatedShippingLine", o.id), "stagedStatus": "NONE",
+                               "title": (s.shipping or {}).get("title") or o.shipping_method.title()}],
             "addedLineItems": lambda info, **kw: connection(lines[len(o.line_items):], lambda x: x, **kw)}
 
 

@@ -17,7 +17,20 @@ from tasks.clients.factory import mailer, shopify_client, threepl_client
 from tasks.clients.shopify import ShopifyClient
 from tasks.db.store import perform_effect
 
-_RETRY = dict(retries=3, retry_delay_seconds=[2, 10, 30])
+def _transient(task, task_run, state) -> bool:
+    """Retry what may pass next time; a Shopify userError (the request itself is wrong) fails at once."""
+    from tasks.clients.shopify import UserError
+
+    try:
+        state.result()
+    except UserError:
+        return False
+    except Exception:
+        return True
+    return True
+
+
+_RETRY = dict(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=_transient)
 
 
 def _subject(order_id: int) -> str:

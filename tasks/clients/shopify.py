@@ -249,6 +249,40 @@ class ShopifyClient:
                 "line_items": [{"sku": li.get("sku"), "title": li.get("title"), "quantity": li.get("quantity")}
                                for li in o["lineItems"]["nodes"]]}
 
+    def order_for_edit(self, order_id: int) -> dict[str, Any] | None:
+        """The order as SOP 2 reads it (plain values)."""
+        o = self.execute("OrderForEdit", {"id": order_gid(order_id)}, expected_cost=40)["order"]
+        if o is None:
+            return None
+        levels = [a["riskLevel"] for a in ((o.get("risk") or {}).get("assessments") or [])]
+        attrs = {a["key"]: a["value"] for a in o.get("customAttributes") or []}
+        return {"id": order_id, "name": o["name"], "email": o.get("email"), "phone": o.get("phone"),
+                "customer_locale": o.get("customerLocale"), "tags": o.get("tags") or [],
+                "created_at": o["createdAt"], "cancelled": o.get("cancelledAt") is not None,
+                "risk": "high" if "HIGH" in levels else "medium" if "MEDIUM" in levels else "low",
+                "order_type": attrs.get("order_type", "standard"),
+                "payment_review": o.get("displayFinancialStatus") in ("PENDING", "AUTHORIZED"),
+                "fulfillment_status": o.get("displayFulfillmentStatus"),
+                "shipping_address": snake_address(o.get("shippingAddress")),
+                "shipping": (o.get("shippingLine") or {}).get("title"),
+                "lines": [{"id": li["id"], "sku": li.get("sku"), "quantity": li["quantity"],
+                           "variant_id": (li.get("variant") or {}).get("id"),
+                           "product_id": (li.get("product") or {}).get("id"),
+                           "product_tags": (li.get("product") or {}).get("tags") or []}
+                          for li in o["edits"]["nodes"]],
+                "fulfillment_orders": o["fulfillmentOrders"]["nodes"]}
+
+    def variants_by_sku(self, skus: list[str]) -> dict[str, dict[str, Any]]:
+        """sku -> {id, sku, product_id, product_tags, available} for the skus that exist."""
+        wanted = sorted({s for s in skus if s})
+        if not wanted:
+            return {}
+        query = " OR ".join(f"sku:'{s}'" for s in wanted)
+        nodes = self.execute("VariantsBySku", {"query": query}, expected_cost=60)["productVariants"]["nodes"]
+        return {n["sku"]: {"id": n["id"], "sku": n["sku"], "product_id": n["product"]["id"],
+                           "product_tags": n["product"]["tags"], "available": n.get("inventoryQuantity") or 0}
+                for n in nodes if n["sku"] in wanted}
+
     def fulfillments(self, order_id: int) -> dict[str, Any]:
         return self.execute("OrderFulfillments", {"id": order_gid(order_id)})["order"]
 
@@ -285,8 +319,13 @@ class ShopifyClient:
         """Release only these holds (never "release all": that would drop other apps' holds)."""
         if not hold_ids:
             raise ValueError("release_holds needs the ids of the holds to release")
-        return self.mutate("FulfillmentOrderReleaseHold", {"id": fulfillment_order_id, "holdIds": hold_ids},
-                           "fulfillmentOrderReleaseHold")["fulfillmentOrder"]
+        try:
+            return self.mutate("FulfillmentOrderReleaseHold", {"id": fulfillment_order_id, "holdIds": hold_ids},
+                               "fulfillmentOrderReleaseHold")["fulfillmentOrder"]
+        except UserError as e:  # released already (an earlier attempt whose reply was lost): that is done
+            if not any("not found" in (x.get("message") or "") for x in e.errors):
+                raise
+            return {"id": fulfillment_order_id, "released_already": hold_ids}
 
     def edit_order(self, order_id: int, quantities: dict[str, int] | None = None,
                    add_variants: list[tuple[str, int]] | None = None,
@@ -295,6 +334,11 @@ class ShopifyClient:
         (shipping line id, title, price)), commit."""
         begin = self.mutate("OrderEditBegin", {"id": order_gid(order_id)}, "orderEditBegin")
         calc = begin["calculatedOrder"]["id"]
+        if shipping and shipping[0] is None:  # the order's (first) shipping line
+            ship_lines = begin["calculatedOrder"].get("shippingLines") or []
+            if not ship_lines:
+                raise ShopifyError(f"order {order_id} has no shipping line to change")
+            shipping = (ship_lines[0]["id"], shipping[1], shipping[2])
         by_line = {n["id"].rsplit("/", 1)[-1]: n["id"] for n in begin["calculatedOrder"]["lineItems"]["nodes"]}
         for line_gid, qty in (quantities or {}).items():
             calc_line = by_line.get(line_gid.rsplit("/", 1)[-1], line_gid)

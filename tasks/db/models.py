@@ -213,3 +213,33 @@ class CancelRequest(SQLModel, table=True):
     refunded: Optional[str] = None
     flow_run_id: Optional[str] = None  # the run serving it (a re-run of the same run is not a duplicate)
     policy_version: str = ""
+
+
+class EditRequest(SQLModel, table=True):
+    """SOP 2: one order modification request and how it ended."""
+
+    __tablename__ = "edit_requests"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    order_id: int = Field(sa_column=Column(BigInteger, index=True, nullable=False))
+    order_name: str = ""
+    channel: str  # self_serve | email | chat | phone | agent | scenario
+    kind: str
+    request: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="open", index=True)  # open | waiting | applied | denied | refused
+    edit_class: Optional[str] = None
+    rule: Optional[str] = None
+    error: Optional[str] = None
+    stage: Optional[str] = None  # the live stage when decided
+    requested_at: datetime = _ts(nullable=False, default=utcnow)
+    closed_at: Optional[datetime] = _ts(nullable=True)
+    flow_run_id: Optional[str] = None
+    policy_version: str = ""
+
+
+class OrderLock(SQLModel, table=True):
+    """A short lease on one order while a run reads and changes it (edits on one order run serially)."""
+
+    __tablename__ = "order_locks"
+    order_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    holder: str
+    expires_at: datetime = _ts(nullable=False)
