@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flows.runtime import runtime
-from tasks.metrics import gather_address_metrics, gather_counts
+from tasks.metrics import gather_address_metrics, gather_counts, gather_edit_metrics
 
 
 @flow(name="sop-metrics")
@@ -26,6 +26,8 @@ def metrics_report(days: int = 1) -> dict[str, int]:
     address = gather_address_metrics(rt.database_url, since)
     create_table_artifact(key="metrics-address", table=address,
                           description=f"SOP 4 address validation since {since:%Y-%m-%d %H:%M} UTC")
+    create_table_artifact(key="metrics-order-edits", table=gather_edit_metrics(rt.database_url, since),
+                          description=f"SOP 2 order modification since {since:%Y-%m-%d %H:%M} UTC")
     totals = {name: sum(r["count"] for r in table) for name, table in counts.items()}
     log.info("metrics: %s", totals)
     return totals

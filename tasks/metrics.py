@@ -5,7 +5,7 @@ from typing import Any
 
 from prefect import task
 
-from tasks.db import address_store, store
+from tasks.db import address_store, edit_store, store
 
 
 @task(retries=3, retry_delay_seconds=2)
@@ -16,3 +16,8 @@ def gather_counts(database_url: str, since: datetime) -> dict[str, list[dict[str
 @task(retries=3, retry_delay_seconds=2)
 def gather_address_metrics(database_url: str, since: datetime) -> list[dict[str, Any]]:
     return address_store.address_metrics(database_url, since)
+
+
+@task(retries=3, retry_delay_seconds=2)
+def gather_edit_metrics(database_url: str, since: datetime) -> list[dict[str, Any]]:
+    return edit_store.edit_metrics(database_url, since)

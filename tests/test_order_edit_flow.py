@@ -233,3 +233,33 @@ def test_two_edits_racing_on_one_order_end_serially_and_the_3pl_sees_the_final_v
     with session(url) as db:
         assert {r.status for r in db.exec(select(EditRequest)).all()} == {"applied"}
 
+
+
+def test_stock_that_went_short_after_an_edit_holds_the_order_and_asks_ops(world):
+    s, url = world
+    sb = s.sandbox
+    oid = place(sb)
+    thread, result = start_in_thread(order_edit, oid, {"kind": "quantity_change", "line": "MUG", "quantity": 3},
+                                     "email")
+    [a] = _approvals(url, oid)  # more items: restricted, ops decide
+    sb.world.variant_by_sku("MUG")[1].available = 1  # meanwhile other orders took the stock
+    resume_waiting_run(a.flow_run_id, {"decision": "approve", "approver": "ops@sandbox.test", "note": ""})
+    [c] = _approvals(url, oid)
+    assert c.kind == "inventory_conflict" and c.role == "ops" and "MUG" in c.asked
+    assert len(_holds(sb, oid, "ac:hold:inventory")) == 1 and _qty(sb, oid, "MUG") == 3
+    resume_waiting_run(c.flow_run_id, {"decision": "approve", "approver": "ops@sandbox.test", "note": "restock due"})
+    thread.join(60)
+    assert result.get("value", result)["outcome"] == "applied" and _holds(sb, oid, "ac:hold:inventory") == []
+
+
+def test_edit_metrics_count_kinds_approvals_and_self_serve(world):
+    from datetime import datetime, timedelta, timezone
+
+    s, url = world
+    sb = s.sandbox
+    oid = place(sb)
+    order_edit(oid, {"kind": "quantity_change", "line": "CAP", "quantity": 1}, "self_serve")
+    order_edit(oid, {"kind": "levitate"}, "chat")
+    rows = {r["metric"]: r["value"] for r in edit_store.edit_metrics(url, datetime.now(timezone.utc) - timedelta(hours=1))}
+    assert rows["requests quantity_change applied"] == "1" and rows["requests levitate refused"] == "1"
+    assert rows["completed self-serve (of applied)"] == "100.0%" and rows["approval rate"] == "0.0%"

@@ -99,3 +99,29 @@ def release_order(url: str, order_id: int, holder: str) -> None:
 def requests_since(url: str, since) -> list[EditRequest]:
     with session(url) as s:
         return list(s.exec(select(EditRequest).where(EditRequest.requested_at >= as_utc(since))).all())
+
+
+def edit_metrics(url: str, since) -> list[dict[str, Any]]:
+    """SOP 2's figures: requests by kind and outcome, approval rate, time to resolution, share
+    completed self-serve, downstream mistakes (edits the 3PL refused because it had packed)."""
+    from tasks.db.models import Approval, Effect
+
+    rows = requests_since(url, since)
+    with session(url) as s:
+        asked = {a.id.split(":")[2] for a in s.exec(select(Approval).where(Approval.kind == "order_edit")).all()}
+        late = s.exec(select(Effect).where(Effect.kind == "3pl", Effect.effect_key.contains(":edit:"),
+                                           Effect.status == "failed")).all()
+    decided = [r for r in rows if r.status in ("applied", "denied", "waiting")]
+    approvals = [r for r in rows if f"e{r.id}" in asked]
+    applied = [r for r in rows if r.status == "applied"]
+    hours = sorted((as_utc(r.closed_at) - as_utc(r.requested_at)).total_seconds() / 3600 for r in rows if r.closed_at)
+    out = [{"metric": f"requests {k} {st}", "value": str(n)} for (k, st), n in sorted(
+        {(r.kind, r.status): sum(1 for x in rows if (x.kind, x.status) == (r.kind, r.status)) for r in rows}.items())]
+    return out + [
+        {"metric": "approval rate", "value": f"{100 * len(approvals) / len(decided):.1f}%" if decided else "-"},
+        {"metric": "time to resolution, median (h)", "value": f"{hours[len(hours) // 2]:.2f}" if hours else "-"},
+        {"metric": "completed self-serve (of applied)",
+         "value": f"{100 * sum(1 for r in applied if r.channel == 'self_serve' and f'e{r.id}' not in asked) / len(applied):.1f}%"
+         if applied else "-"},
+        {"metric": "downstream mistakes (3PL refused an edit after packing)", "value": str(len(late))},
+    ]
