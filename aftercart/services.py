@@ -11,6 +11,7 @@ def run_sandbox() -> None:
     import uvicorn
 
     from config.settings import load_settings
+    from intake.self_serve import cancel_link, edit_link
     from sandbox.app import Sandbox, SandboxConfig, create_app
 
     s = load_settings()
@@ -18,6 +19,9 @@ def run_sandbox() -> None:
         shop=s.shop_domain, access_token=s.shopify_access_token.get_secret_value(),
         webhook_secret=s.webhook_secret.get_secret_value(), webhook_address=f"{s.intake_url()}/webhooks/shopify",
         plan=os.environ.get("AFTERCART_SANDBOX_PLAN", "standard"), smtp_port=s.smtp_port,
+        self_serve_links=lambda oid: {
+            "change": edit_link(s.customer_url(), s.link_secret.get_secret_value(), oid),
+            "cancel": cancel_link(s.customer_url(), s.link_secret.get_secret_value(), oid)},
     ))
     sandbox.start_traffic(float(os.environ.get("AFTERCART_ORDERS_PER_MINUTE", "0") or 0))
     uvicorn.run(create_app(sandbox), host=s.host, port=s.sandbox_port, log_level="warning")
@@ -30,7 +34,7 @@ def run_intake() -> None:
     from config.settings import load_settings
     from intake.app import create_app, prefect_emitter
     from intake.corrections import Corrections
-    from intake.self_serve import SelfServe, start_cancellation_run
+    from intake.self_serve import SelfServe, start_cancellation_run, start_edit_run
     from tasks.address_io import verify_now
     from tasks.approvals_io import resume_waiting_run
     from tasks.db.engine import migrate
@@ -43,7 +47,8 @@ def run_intake() -> None:
                      corrections=Corrections(s.link_secret.get_secret_value(), lambda: policy, resume_waiting_run,
                                              verify_now),
                      self_serve=SelfServe(s.link_secret.get_secret_value(), lambda: policy,
-                                          lambda oid, name, reason: start_cancellation_run(oid, name, reason)))
+                                          lambda oid, name, reason: start_cancellation_run(oid, name, reason),
+                                          lambda oid, name, request: start_edit_run(oid, name, request)))
     uvicorn.run(app, host=s.host, port=s.intake_port, log_level="warning")
 
 

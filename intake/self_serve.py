@@ -1,9 +1,11 @@
-"""The customer's self-serve cancellation link (SOP 3), served by the intake service.
+"""The customer's self-serve pages, served by the intake service, in the customer's language.
 
-GET `/cancel/<order id>?t=<signature>` shows a one-field form in the customer's language; POST
-starts a `cancellation-review` run with channel `self_serve` and the reason typed (a second
-request for the same order joins the open one, so pressing twice does nothing more). The link is
-signed per order; a wrong signature is a 404.
+- `/cancel/<order id>?t=<signature>` (SOP 3): a one-field form; POST starts a
+  `cancellation-review` run with channel `self_serve` and the reason typed (a second request for
+  the same order joins the open one, so pressing twice does nothing more).
+- `/edit/<order id>?t=<signature>` (SOP 2): contact details, the unit line, quantities; each POST
+  starts an `order-edit` run with channel `self_serve`, which checks and decides it.
+Links are signed per order and page; a wrong signature is a 404.
 """
 
 from __future__ import annotations
@@ -31,32 +33,74 @@ def cancel_link(base_url: str, secret: str, order_id: int) -> str:
     return f"{base_url.rstrip('/')}/cancel/{order_id}?t={link_token(secret, f'cancel:{order_id}')}"
 
 
+def edit_link(base_url: str, secret: str, order_id: int) -> str:
+    return f"{base_url.rstrip('/')}/edit/{order_id}?t={link_token(secret, f'edit:{order_id}')}"
+
+
+def edit_request_from_form(form: dict[str, str]) -> dict:
+    """The edit request a self-serve form sends (checked by the flow's decision, not here)."""
+    kind = form.get("kind", "")
+    if kind == "contact_change":
+        return {"kind": kind, **{k: form[k].strip() for k in ("email", "phone") if form.get(k, "").strip()}}
+    if kind == "address_change":
+        return {"kind": kind, "address": {"address2": form.get("address2", "").strip()}}
+    if kind == "quantity_change":
+        q = form.get("quantity", "").strip()
+        return {"kind": kind, "line": form.get("line", ""), "quantity": int(q) if q.lstrip("-").isdigit() else q}
+    return {"kind": kind}
+
+
 @dataclass(frozen=True)
 class SelfServe:
     link_secret: str
     policy: Callable[[], Policy]
     start_cancellation: Callable[[int, str, str], None]  # (order id, order name, reason)
+    start_edit: Callable[[int, str, dict], None] | None = None  # (order id, order name, request)
 
 
 def routes(database_url: str, cfg: SelfServe) -> list[Route]:
     from config.messages import render_page
 
-    def find(request: Request):
+    def find(request: Request, purpose: str = "cancel"):
         try:
             oid = int(request.path_params["order_id"])
         except ValueError:
             return None
-        if not token_ok(cfg.link_secret, f"cancel:{oid}", request.query_params.get("t")):
+        if not token_ok(cfg.link_secret, f"{purpose}:{oid}", request.query_params.get("t")):
             return None
         return store.get_order(database_url, oid)
 
-    def page(name: str, order, status: int = 200) -> HTMLResponse:
+    def page(name: str, order, status: int = 200, **ctx) -> HTMLResponse:
         lang = pick_language(cfg.policy(), order.customer_locale, order.country_code).language
-        return HTMLResponse(render_page(name, lang, {"order_name": order.name}), status_code=status)
+        return HTMLResponse(render_page(name, lang, {"order_name": order.name, **ctx}), status_code=status)
 
     def show(request: Request) -> HTMLResponse:
         order = find(request)
         return page("cancel_form", order) if order else HTMLResponse("Not found", status_code=404)
+
+    def show_edit(request: Request) -> HTMLResponse:
+        order = find(request, "edit")
+        if order is None or cfg.start_edit is None:
+            return HTMLResponse("Not found", status_code=404)
+        snap = order.snapshot or {}
+        return page("edit_form", order, email=snap.get("email"), phone=snap.get("phone"),
+                    address2=(snap.get("shipping_address") or {}).get("address2"),
+                    lines=[{"sku": li.get("sku"), "title": li.get("title"), "quantity": li.get("quantity")}
+                           for li in snap.get("line_items") or [] if li.get("sku")])
+
+    def submit_edit(request: Request, body: bytes) -> HTMLResponse:
+        order = find(request, "edit")
+        if order is None or cfg.start_edit is None:
+            return HTMLResponse("Not found", status_code=404)
+        form = {k: (v[0] if v else "") for k, v in parse_qs(body.decode("utf-8", "replace"),
+                                                              keep_blank_values=True).items()}
+        try:
+            cfg.start_edit(order.id, order.name, edit_request_from_form(form))
+        except Exception:
+            log.exception("could not start the order edit for %s", order.name)
+            return HTMLResponse("We could not take your request right now; please reply to your order email.",
+                                status_code=503)
+        return page("edit_received", order)
 
     def submit(request: Request, body: bytes) -> HTMLResponse:
         order = find(request)
@@ -75,15 +119,23 @@ def routes(database_url: str, cfg: SelfServe) -> list[Route]:
     async def get(request: Request) -> HTMLResponse:
         return await run_in_threadpool(show, request)
 
-    async def post(request: Request) -> HTMLResponse:
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_FORM_BYTES:
-                return HTMLResponse("Form too large", status_code=413)
-        return await run_in_threadpool(submit, request, body)
+    def posting(handler):
+        async def post(request: Request) -> HTMLResponse:
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_FORM_BYTES:
+                    return HTMLResponse("Form too large", status_code=413)
+            return await run_in_threadpool(handler, request, body)
+        return post
 
-    return [Route("/cancel/{order_id}", get, methods=["GET"]), Route("/cancel/{order_id}", post, methods=["POST"])]
+    async def get_edit(request: Request) -> HTMLResponse:
+        return await run_in_threadpool(show_edit, request)
+
+    return [Route("/cancel/{order_id}", get, methods=["GET"]), Route("/cancel/{order_id}", posting(submit),
+                                                                      methods=["POST"]),
+            Route("/edit/{order_id}", get_edit, methods=["GET"]), Route("/edit/{order_id}", posting(submit_edit),
+                                                                         methods=["POST"])]
 
 
 def start_cancellation_run(order_id: int, order_name: str, reason: str, channel: str = "self_serve") -> str:
@@ -93,4 +145,14 @@ def start_cancellation_run(order_id: int, order_name: str, reason: str, channel:
     run = run_deployment(name="cancellation-review/cancellation-review", timeout=0, as_subflow=False,
                          parameters={"order_id": order_id, "order_name": order_name, "channel": channel,
                                      "reason": reason}, flow_run_name=f"cancellation-review {order_name}")
+    return str(run.id)
+
+
+def start_edit_run(order_id: int, order_name: str, request: dict, channel: str = "self_serve") -> str:
+    """Start an `order-edit` run through its deployment; returns the run id."""
+    from prefect.deployments import run_deployment
+
+    run = run_deployment(name="order-edit/order-edit", timeout=0, as_subflow=False,
+                         parameters={"order_id": order_id, "order_name": order_name, "request": request,
+                                     "channel": channel}, flow_run_name=f"order-edit {order_name}")
     return str(run.id)

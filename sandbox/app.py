@@ -69,6 +69,8 @@ class SandboxConfig:
     smtp_port: int | None = None  # None: no SMTP server
     threepl_push_url: str | None = None
     threepl_auto_minutes: dict | None = None  # e.g. {"received": 10, "picking": 15, "packed": 20}
+    # the customer's self-serve links per order (aftercart's signed pages), shown on the sandbox page
+    self_serve_links: Any = None  # Callable[[int], dict[str, str]] | None
 
 
 class Sandbox:
@@ -241,6 +243,12 @@ def create_app(sandbox: Sandbox) -> Starlette:
             data = [order_summary(sandbox, o) for o in sandbox.world.orders.values()]
         return JSONResponse({"orders": data, "webhooks": vars(sandbox.sender.stats) | {"log": []}})
 
+    def links(order_id: int) -> str:
+        if cfg.self_serve_links is None:
+            return ""
+        return " ".join(f"<a href='{html.escape(url, quote=True)}' target='_blank'>{html.escape(label)}</a>"
+                        for label, url in cfg.self_serve_links(order_id).items())
+
     async def page(_: Request) -> HTMLResponse:
         with sandbox.world.lock:
             rows = [order_summary(sandbox, o) for o in sorted(sandbox.world.orders.values(), key=lambda o: -o.id)[:200]]
@@ -251,7 +259,8 @@ def create_app(sandbox: Sandbox) -> Starlette:
             f"<td>{html.escape(', '.join(r['tickets']))}</td>"
             f"<td>{html.escape(r['email'] or '')}</td>"
             f"<td>{html.escape(r['shipping_address'].get('country_code') or '')}</td>"
-            f"<td>{html.escape(r['total'])} {html.escape(r['currency'])}</td></tr>"
+            f"<td>{html.escape(r['total'])} {html.escape(r['currency'])}</td>"
+            f"<td>{links(r['id'])}</td></tr>"
             for r in rows)
         s = sandbox.sender.stats
         return HTMLResponse(
@@ -264,7 +273,8 @@ def create_app(sandbox: Sandbox) -> Starlette:
             f"{s.failed_attempts}, pending {sandbox.sender.pending()} · mailbox {len(sandbox.mailbox.messages)} "
             f"messages · helpdesk {len(sandbox.tickets)} tickets</p>"
             "<table><thead><tr><th>order</th><th>placed</th><th>stage</th><th>holds</th><th>tags</th>"
-            "<th>messages</th><th>tickets</th><th>customer</th><th>country</th><th>total</th></tr></thead><tbody>"
+            "<th>messages</th><th>tickets</th><th>customer</th><th>country</th><th>total</th><th>customer self-serve</th>"
+            "</tr></thead><tbody>"
             f"{body}</tbody></table></body></html>")
 
     async def set_faults(request: Request) -> JSONResponse:

@@ -263,3 +263,51 @@ def test_edit_metrics_count_kinds_approvals_and_self_serve(world):
     rows = {r["metric"]: r["value"] for r in edit_store.edit_metrics(url, datetime.now(timezone.utc) - timedelta(hours=1))}
     assert rows["requests quantity_change applied"] == "1" and rows["requests levitate refused"] == "1"
     assert rows["completed self-serve (of applied)"] == "100.0%" and rows["approval rate"] == "0.0%"
+
+
+def test_the_self_serve_edit_page_starts_order_edit_runs(world):
+    from datetime import datetime, timezone
+
+    import httpx
+
+    from config.policy_loader import load_policy
+    from intake.app import create_app
+    from intake.self_serve import SelfServe, edit_link, start_edit_run
+    from sandbox.app import SandboxConfig, create_app as create_sandbox
+    from sandbox.app import Sandbox
+    from tasks.db.models import Order
+    from tests.helpers import serve_app
+
+    s, url = world
+    sb = s.sandbox
+    oid = place(sb, customer={"email": "lea@example.com", "locale": "de"})
+    o = sb.world.orders[oid]
+    with session(url) as db:
+        db.add(Order(id=oid, shop="sandbox.myshopify.com", name=o.name, customer_locale="de", country_code="US",
+                     shopify_updated_at=datetime.now(timezone.utc), snapshot={
+                         "email": o.email, "shipping_address": o.shipping_address,
+                         "line_items": [{"sku": li.sku, "title": li.title, "quantity": li.quantity}
+                                        for li in o.line_items]}))
+        db.commit()
+    policy = load_policy()
+    started = []
+    app = create_app(url, "secret", None, self_serve=SelfServe("ls", lambda: policy, lambda *a: None,
+                                                               lambda *a: started.append(a)))
+    with serve_app(app) as base, httpx.Client(timeout=10) as http:
+        link = edit_link(base, "ls", oid)
+        page = http.get(link)
+        assert page.status_code == 200 and f"Bestellung {o.name} ändern" in page.text and "CAP" in page.text
+        assert http.get(link.replace("/edit/", "/cancel/")).status_code == 404  # signed per page
+        assert http.post(link, data={"kind": "quantity_change", "line": "CAP", "quantity": "1"}).status_code == 200
+        assert http.post(link, data={"kind": "address_change", "address2": "Apt 2"}).status_code == 200
+    assert started == [(oid, o.name, {"kind": "quantity_change", "line": "CAP", "quantity": 1}),
+                       (oid, o.name, {"kind": "address_change", "address": {"address2": "Apt 2"}})]
+    # the real starter goes through the deployment, and the sandbox page links the customer there
+    order_edit.to_deployment(name="order-edit").apply()
+    with get_client(sync_client=True) as c:
+        run = c.read_flow_run(start_edit_run(oid, o.name, started[0][2]))
+    assert run.name == f"order-edit {o.name}" and run.parameters["request"]["quantity"] == 1
+    shown = Sandbox(SandboxConfig(self_serve_links=lambda i: {"change": f"http://x/edit/{i}?t=a&b"}))
+    shown.world.create_order({"customer": {"email": "a@example.com"}, "line_items": [{"sku": "MUG"}]})
+    with serve_app(create_sandbox(shown)) as sandbox_url:
+        assert "href='http://x/edit/" in httpx.get(sandbox_url + "/").text and "t=a&amp;b" in httpx.get(sandbox_url + "/").text
