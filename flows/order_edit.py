@@ -111,10 +111,15 @@ def apply_edit(rt: Runtime, order: dict[str, Any], request: dict[str, Any], edit
     after = load_order(rt.database_url, oid, [])
     short = [f"{li['sku']} ({after['variants'][li['sku']]['available']})" for li in after["lines"]
              if li["quantity"] > 0 and li["sku"] in after["variants"] and after["variants"][li["sku"]]["available"] < 0]
-    if after.get("warehouse") and after["warehouse"]["status"] not in ("shipped", "cancelled"):
-        effects.send_to_3pl(rt.database_url, oid, [{"sku": li["sku"], "quantity": li["quantity"]}
-                                                   for li in after["lines"] if li["quantity"] > 0],
-                            after["shipping_address"], after["warehouse"].get("flags") or [], effect_key=f"{key}:3pl")
+    if (edit_class != "contact_change" and after.get("warehouse")
+            and after["warehouse"]["status"] not in ("shipped", "cancelled")):
+        sent = effects.send_to_3pl(rt.database_url, oid, [{"sku": li["sku"], "quantity": li["quantity"]}
+                                                          for li in after["lines"] if li["quantity"] > 0],
+                                   after["shipping_address"], after["warehouse"].get("flags") or [],
+                                   effect_key=f"{key}:3pl", return_state=True)
+        if sent.is_failed():  # a downstream mistake: Shopify has the edit, the warehouse could not take it
+            get_run_logger().error("%s: the 3PL refused the new version (%s); ops must fix it at the warehouse",
+                                   order["name"], sent.message)
     if edit_class in ("address_change", "address_unit_change"):
         _tell(rt, order, "address_updated", key, address={**order["shipping_address"], **request["address"]})
     else:

@@ -20,11 +20,14 @@ from tasks.db.store import perform_effect
 def _transient(task, task_run, state) -> bool:
     """Retry what may pass next time; a Shopify userError (the request itself is wrong) fails at once."""
     from tasks.clients.shopify import UserError
+    from tasks.clients.threepl import ThreePLError
 
     try:
         state.result()
     except UserError:
         return False
+    except ThreePLError as exc:  # a 4xx from the 3PL (a new version after packing) will not pass later
+        return exc.status >= 500 or exc.status == 429
     except Exception:
         return True
     return True
