@@ -12,9 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any, Callable
-from urllib.parse import parse_qs
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
@@ -23,6 +21,7 @@ from domain.address import check_address
 from domain.address_policy import carrier_of, check_correction, with_verification
 from domain.policy import Policy
 from intake.links import token_ok
+from intake.pages import get_page, post_form
 from tasks.db import address_store, store
 from tasks.db.store import as_utc
 
@@ -66,14 +65,12 @@ def routes(database_url: str, cfg: Corrections) -> list[Route]:
             return page("address_closed", review, 410)
         return page("address_form", review, address=review.address, reasons=list(review.reasons))
 
-    def submit(request: Request, body: bytes) -> HTMLResponse:
+    def submit(request: Request, form: dict[str, str]) -> HTMLResponse:
         review = find(request)
         if review is None:
             return HTMLResponse("Not found", status_code=404)
         if review.status != "waiting":
             return page("address_closed", review, 410)
-        form = {k: (v[0] if v else "") for k, v in parse_qs(body.decode("utf-8", "replace"),
-                                                              keep_blank_values=True).items()}
         address = {**review.address, **{f: form.get(f, "").strip() for f in FORM_FIELDS}}
         address["first_name"], _, address["last_name"] = address["name"].partition(" ")
         verdict = check_address(address)
@@ -97,16 +94,5 @@ def routes(database_url: str, cfg: Corrections) -> list[Route]:
                 log.warning("could not resume run %s for %s: %s", review.flow_run_id, review.id, exc)
         return page("address_done", review, address=fixed)
 
-    async def get(request: Request) -> HTMLResponse:
-        return await run_in_threadpool(show, request)
-
-    async def post(request: Request) -> HTMLResponse:
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_FORM_BYTES:
-                return HTMLResponse("Form too large", status_code=413)
-        return await run_in_threadpool(submit, request, body)
-
-    return [Route("/address/{order_id}/{key}", get, methods=["GET"]),
-            Route("/address/{order_id}/{key}", post, methods=["POST"])]
+    return [Route("/address/{order_id}/{key}", get_page(show), methods=["GET"]),
+            Route("/address/{order_id}/{key}", post_form(submit, MAX_FORM_BYTES), methods=["POST"])]

@@ -13,9 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Callable
-from urllib.parse import parse_qs
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
@@ -23,6 +21,7 @@ from starlette.routing import Route
 from domain.messages import pick_language
 from domain.policy import Policy
 from intake.links import link_token, token_ok
+from intake.pages import get_page, post_form
 from tasks.db import store
 
 log = logging.getLogger("aftercart.intake.self_serve")
@@ -88,12 +87,10 @@ def routes(database_url: str, cfg: SelfServe) -> list[Route]:
                     lines=[{"sku": li.get("sku"), "title": li.get("title"), "quantity": li.get("quantity")}
                            for li in snap.get("line_items") or [] if li.get("sku")])
 
-    def submit_edit(request: Request, body: bytes) -> HTMLResponse:
+    def submit_edit(request: Request, form: dict[str, str]) -> HTMLResponse:
         order = find(request, "edit")
         if order is None or cfg.start_edit is None:
             return HTMLResponse("Not found", status_code=404)
-        form = {k: (v[0] if v else "") for k, v in parse_qs(body.decode("utf-8", "replace"),
-                                                              keep_blank_values=True).items()}
         try:
             cfg.start_edit(order.id, order.name, edit_request_from_form(form))
         except Exception:
@@ -102,12 +99,11 @@ def routes(database_url: str, cfg: SelfServe) -> list[Route]:
                                 status_code=503)
         return page("edit_received", order)
 
-    def submit(request: Request, body: bytes) -> HTMLResponse:
+    def submit(request: Request, form: dict[str, str]) -> HTMLResponse:
         order = find(request)
         if order is None:
             return HTMLResponse("Not found", status_code=404)
-        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-        reason = " ".join((form.get("reason") or [""])[0].split())[:500]
+        reason = " ".join(form.get("reason", "").split())[:500]
         try:
             cfg.start_cancellation(order.id, order.name, reason)
         except Exception:  # the customer is told to write instead; nothing was started
@@ -116,26 +112,10 @@ def routes(database_url: str, cfg: SelfServe) -> list[Route]:
                                 status_code=503)
         return page("cancel_received", order)
 
-    async def get(request: Request) -> HTMLResponse:
-        return await run_in_threadpool(show, request)
-
-    def posting(handler):
-        async def post(request: Request) -> HTMLResponse:
-            body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > MAX_FORM_BYTES:
-                    return HTMLResponse("Form too large", status_code=413)
-            return await run_in_threadpool(handler, request, body)
-        return post
-
-    async def get_edit(request: Request) -> HTMLResponse:
-        return await run_in_threadpool(show_edit, request)
-
-    return [Route("/cancel/{order_id}", get, methods=["GET"]), Route("/cancel/{order_id}", posting(submit),
-                                                                      methods=["POST"]),
-            Route("/edit/{order_id}", get_edit, methods=["GET"]), Route("/edit/{order_id}", posting(submit_edit),
-                                                                         methods=["POST"])]
+    return [Route("/cancel/{order_id}", get_page(show), methods=["GET"]),
+            Route("/cancel/{order_id}", post_form(submit, MAX_FORM_BYTES), methods=["POST"]),
+            Route("/edit/{order_id}", get_page(show_edit), methods=["GET"]),
+            Route("/edit/{order_id}", post_form(submit_edit, MAX_FORM_BYTES), methods=["POST"])]
 
 
 def start_cancellation_run(order_id: int, order_name: str, reason: str, channel: str = "self_serve") -> str:

@@ -66,3 +66,20 @@ def aftercart_env(monkeypatch, tmp_path, sqlite_url):
     monkeypatch.setenv("AFTERCART_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("AFTERCART_POLICY", raising=False)
     return sqlite_url
+
+
+@pytest.fixture
+def sop_world(aftercart_env, monkeypatch, prefect_harness):
+    """A served sandbox (Shopify, 3PL, SMTP mailbox) with aftercart's settings pointed at it and a
+    migrated store: what the SOP flow tests run against. Yields (served sandbox, store URL)."""
+    from tests.helpers import free_port
+    from tests.sandbox_fixtures import served_sandbox
+
+    migrate(aftercart_env)
+    smtp = free_port()
+    with served_sandbox(smtp_port=smtp) as s:
+        monkeypatch.setenv("AFTERCART_SHOPIFY_ADMIN_URL", f"{s.url}/admin/api/2026-10/graphql.json")
+        monkeypatch.setenv("AFTERCART_SHOPIFY_ACCESS_TOKEN", "tok")
+        monkeypatch.setenv("AFTERCART_SMTP_PORT", str(smtp))
+        monkeypatch.setenv("AFTERCART_THREEPL_URL", s.url)
+        yield s, aftercart_env

@@ -15,10 +15,10 @@ from domain.cancellation import CancelFacts, check_refund_amount, decide_cancell
 from flows.cancellation_review import cancellation_review
 from tasks.approvals_io import resume_waiting_run
 from tasks.db import cancel_store
-from tasks.db.engine import migrate, session
+from tasks.db.engine import session
 from tasks.db.models import Approval, CancelRequest, Effect, Order
-from tests.helpers import free_port, start_in_thread
-from tests.sandbox_fixtures import place, served_sandbox
+from tests.helpers import start_in_thread
+from tests.sandbox_fixtures import place
 
 POLICY = load_policy()
 
@@ -92,16 +92,8 @@ def _wait_cancelled(sb, oid):
 
 
 @pytest.fixture
-def world(aftercart_env, monkeypatch, prefect_harness):
-    url = aftercart_env
-    migrate(url)
-    smtp = free_port()
-    with served_sandbox(smtp_port=smtp) as s:
-        monkeypatch.setenv("AFTERCART_SHOPIFY_ADMIN_URL", f"{s.url}/admin/api/2026-10/graphql.json")
-        monkeypatch.setenv("AFTERCART_SHOPIFY_ACCESS_TOKEN", "tok")
-        monkeypatch.setenv("AFTERCART_SMTP_PORT", str(smtp))
-        monkeypatch.setenv("AFTERCART_THREEPL_URL", s.url)
-        yield s, url
+def world(sop_world):
+    return sop_world
 
 
 def test_before_release_it_is_cancelled_refunded_and_restocked(world):

@@ -13,25 +13,17 @@ from sqlmodel import select
 from flows.order_edit import order_edit
 from tasks.approvals_io import resume_waiting_run
 from tasks.db import edit_store
-from tasks.db.engine import migrate, session
+from tasks.db.engine import session
 from tasks.db.models import Approval, EditRequest
-from tests.helpers import free_port, start_in_thread
-from tests.sandbox_fixtures import place, served_sandbox
+from tests.helpers import start_in_thread
+from tests.sandbox_fixtures import place
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 @pytest.fixture
-def world(aftercart_env, monkeypatch):
-    url = aftercart_env
-    migrate(url)
-    smtp = free_port()
-    with served_sandbox(smtp_port=smtp) as s:
-        monkeypatch.setenv("AFTERCART_SHOPIFY_ADMIN_URL", f"{s.url}/admin/api/2026-10/graphql.json")
-        monkeypatch.setenv("AFTERCART_SHOPIFY_ACCESS_TOKEN", "tok")
-        monkeypatch.setenv("AFTERCART_SMTP_PORT", str(smtp))
-        monkeypatch.setenv("AFTERCART_THREEPL_URL", s.url)
-        yield s, url
+def world(sop_world):
+    return sop_world
 
 
 def _at_warehouse(sb, oid, status="received"):

@@ -231,14 +231,12 @@ class ShopifyClient:
         o = self.execute("OrderForCancellation", {"id": order_gid(order_id)}, expected_cost=60)["order"]
         if o is None:
             return None
-        levels = [a["riskLevel"] for a in ((o.get("risk") or {}).get("assessments") or [])]
-        risk = "high" if "HIGH" in levels else "medium" if "MEDIUM" in levels else "low"
-        attrs = {a["key"]: a["value"] for a in o.get("customAttributes") or []}
+        risk, order_type = risk_and_type(o)
         customer = o.get("customer") or {}
         orders = ((customer.get("orders") or {}).get("nodes")) or []
         return {"id": order_id, "name": o["name"], "email": o.get("email"), "customer_locale": o.get("customerLocale"),
                 "tags": o.get("tags") or [], "cancelled": o.get("cancelledAt") is not None, "risk": risk,
-                "order_type": attrs.get("order_type", "standard"),
+                "order_type": order_type,
                 "fulfillment_status": o.get("displayFulfillmentStatus"),
                 "captured": o["totalReceivedSet"]["shopMoney"]["amount"],
                 "currency": o["totalReceivedSet"]["shopMoney"]["currencyCode"],
@@ -254,13 +252,11 @@ class ShopifyClient:
         o = self.execute("OrderForEdit", {"id": order_gid(order_id)}, expected_cost=40)["order"]
         if o is None:
             return None
-        levels = [a["riskLevel"] for a in ((o.get("risk") or {}).get("assessments") or [])]
-        attrs = {a["key"]: a["value"] for a in o.get("customAttributes") or []}
+        risk, order_type = risk_and_type(o)
         return {"id": order_id, "name": o["name"], "email": o.get("email"), "phone": o.get("phone"),
                 "customer_locale": o.get("customerLocale"), "tags": o.get("tags") or [],
                 "created_at": o["createdAt"], "cancelled": o.get("cancelledAt") is not None,
-                "risk": "high" if "HIGH" in levels else "medium" if "MEDIUM" in levels else "low",
-                "order_type": attrs.get("order_type", "standard"),
+                "risk": risk, "order_type": order_type,
                 "payment_review": o.get("displayFinancialStatus") in ("PENDING", "AUTHORIZED"),
                 "fulfillment_status": o.get("displayFulfillmentStatus"),
                 "shipping_address": snake_address(o.get("shippingAddress")),
@@ -396,6 +392,15 @@ class ShopifyClient:
             payload["currency"] = currency
         return self.mutate("RefundCreate", {"input": payload, "idempotencyKey": idempotency_key},
                            "refundCreate")["refund"]
+
+
+def risk_and_type(o: dict[str, Any]) -> tuple[str, str]:
+    """(risk level high|medium|low, order type from the `order_type` attribute) of an order read
+    with the OrderRiskAndType fragment."""
+    levels = [a["riskLevel"] for a in ((o.get("risk") or {}).get("assessments") or [])]
+    attrs = {a["key"]: a["value"] for a in o.get("customAttributes") or []}
+    risk = "high" if "HIGH" in levels else "medium" if "MEDIUM" in levels else "low"
+    return risk, attrs.get("order_type", "standard")
 
 
 def snake_address(a: dict[str, Any] | None) -> dict[str, Any]:
