@@ -55,8 +55,12 @@ def run_intake() -> None:
 def run_serve() -> None:
     from prefect import serve
 
+    from aftercart.automations import install_automations
     from aftercart.deployments import runner_deployments
 
+    created = install_automations()  # zombie detection: a run whose process died is marked Crashed
+    if created:
+        logging.getLogger("aftercart.serve").info("created Prefect automations: %s", ", ".join(created))
     serve(*runner_deployments(), limit=int(os.environ.get("AFTERCART_SERVE_LIMIT", "8")),
           query_seconds=float(os.environ.get("AFTERCART_SERVE_QUERY_SECONDS", "1")))
 

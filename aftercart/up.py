@@ -90,6 +90,8 @@ def up(settings: Settings, orders_per_minute: float, console: Console, timeout: 
         "AFTERCART_DATABASE_URL": db_url,
         "PYTHONPATH": str(ROOT) + os.pathsep + base_env.get("PYTHONPATH", ""),
     })
+    # runs emit heartbeats so the zombie automation (aftercart/automations.py) can mark dead ones Crashed
+    base_env.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
     children: list[Child] = []
     py = sys.executable
     if not api_url:

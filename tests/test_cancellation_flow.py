@@ -355,3 +355,13 @@ def test_the_self_serve_link_starts_a_review_in_the_customers_language(world):
         run = c.read_flow_run(run_id)
     assert run.name == f"cancellation-review {name}"
     assert run.parameters["channel"] == "self_serve" and run.parameters["order_id"] == oid
+
+
+def test_the_zombie_automation_is_installed_once(prefect_harness):
+    from aftercart.automations import ZOMBIE_AUTOMATION, install_automations
+
+    first, second = install_automations(), install_automations()
+    assert first in ([ZOMBIE_AUTOMATION], []) and second == []  # (another test may have installed it)
+    with get_client(sync_client=True) as c:
+        [a] = c.read_automations_by_name(ZOMBIE_AUTOMATION)
+    assert a.trigger.posture == "Proactive" and a.actions[0].state == "CRASHED"

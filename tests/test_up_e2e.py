@@ -44,6 +44,7 @@ def test_up_serves_every_deployment_and_sandbox_orders_produce_runs(tmp_path):
         assert by_name["approval-deadline-sweep"]["schedules"][0]["schedule"]["cron"] == "*/5 * * * *"
         automations = httpx.post(f"{api}/automations/filter", json={}, timeout=10).json()
         assert any("aftercart.inbox.pending" in a["trigger"]["expect"] for a in automations)
+        assert any(a["name"] == "aftercart: crash zombie flow runs" for a in automations)  # zombie detection
 
         def processed():
             with sqlite3.connect(data / "aftercart.db") as c:
