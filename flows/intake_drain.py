@@ -52,21 +52,20 @@ def judge_new_orders(rt, rows: list[dict], stages: dict[int, str], verdicts: Cou
     online = dict(zip(passed, verify_addresses([todo[oid].get("shipping_address") for oid in passed]))) if passed else {}
     decisions = []
     for oid, payload in todo.items():
+        key = review_key(payload.get("shipping_address"))
         verdict = with_verification(offline[oid], online.get(oid))
         carrier = carrier_of((payload.get("shipping_lines") or [{}])[0], rt.policy)
         outcome = address_outcome(verdict, rt.policy, stages.get(oid, "unfulfilled"), carrier)
         verdicts[verdict.verdict] += 1
         if outcome.action != "accept":
             exceptions.append({"order": payload.get("name"), "order_id": oid, "verdict": verdict.verdict,
-                               "reasons": ", ".join(verdict.reasons), "next": outcome.action,
-                               "key": review_key(payload.get("shipping_address"))})
+                               "reasons": ", ".join(verdict.reasons), "next": outcome.action, "key": key})
         decisions.append(dict(sop="address", subject=f"order:{oid}", outcome=verdict.verdict,
                               reasons=[*verdict.reasons, *outcome.reasons], rule=outcome.rule,
                               policy_version=rt.policy.version, policy_hash=rt.policy.content_hash,
                               inputs={"normalized": verdict.normalized, "suggestions": verdict.suggestions,
                                       "action": outcome.action, "order_name": payload.get("name"),
-                                      "key": review_key(payload.get("shipping_address")),
-                                      "verified_online": oid in online and online[oid] is not None}))
+                                      "key": key, "verified_online": oid in online and online[oid] is not None}))
     return record_decisions(rt.database_url, decisions) if decisions else 0
 
 
