@@ -34,12 +34,15 @@ from tasks.db.models import CancelRequest, Decision
 from tasks.db.store import as_utc
 
 
+def _lang(rt: Runtime, order: dict[str, Any]) -> str:
+    return pick_language(rt.policy, order.get("customer_locale"), order.get("country_code")).language
+
+
 def _tell(rt: Runtime, order: dict[str, Any], template: str, key: str, **context: Any) -> None:
     """A customer message, unless the order is handled by a person (`ac:manual`) or has no email."""
     if not order.get("email") or set(order["tags"]) & set(rt.policy.communication.suppress_for_tags):
         return
-    lang = pick_language(rt.policy, order.get("customer_locale"), order.get("country_code")).language
-    effects.send_customer_message(rt.database_url, order["id"], order["email"], template, lang,
+    effects.send_customer_message(rt.database_url, order["id"], order["email"], template, _lang(rt, order),
                                   {"order_name": order["name"], "customer_name": order["email"].split("@")[0],
                                    **context}, effect_key=f"{key}:message:{template}")
 
@@ -47,8 +50,8 @@ def _tell(rt: Runtime, order: dict[str, Any], template: str, key: str, **context
 def _why(rt: Runtime, order: dict[str, Any], code: str) -> str:
     from config.messages import strings
 
-    lang = pick_language(rt.policy, order.get("customer_locale"), order.get("country_code")).language
-    return strings(lang)["cancellation"].get(code, strings(lang)["cancellation"]["rejected"])
+    texts = strings(_lang(rt, order))["cancellation"]
+    return texts.get(code, texts["rejected"])
 
 
 def apply_cancellation(rt: Runtime, order: dict[str, Any], req: CancelRequest, key: str, pulled: bool) -> str:
