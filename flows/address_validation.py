@@ -31,6 +31,7 @@ from domain.address import check_address
 from domain.address_policy import address_outcome, carrier_of, review_key, with_verification
 from domain.messages import pick_language
 from flows.approvals import ApprovalRequest, await_approval, record_effect
+from flows.order_actions import hold_fulfillment, release_holds
 from flows.runtime import Runtime, runtime
 from intake.links import correction_link
 from tasks import effects
@@ -80,28 +81,18 @@ def await_customer(rt: Runtime, review_id: str, deadline: datetime) -> AddressRe
 
 
 def hold_order(rt: Runtime, order: dict[str, Any], review_id: str) -> list[dict[str, str]]:
-    """This SOP's hold on every fulfillment order that can take one; returns (fulfillment order, hold id)."""
-    rules = rt.policy.address
-    holds = []
-    for fo in order["fulfillment_orders"]:
-        ours = [h for h in fo.get("fulfillmentHolds") or [] if h.get("handle") == rules.hold_handle]
-        can_hold = "HOLD" in {a["action"] for a in fo.get("supportedActions") or []}
-        if not ours and not can_hold:
-            continue
-        hold = effects.place_hold(rt.database_url, order["id"], fo["id"], rules.hold_handle,
-                                  f"address review {review_id}", effect_key=f"{review_id}:hold:{fo['id']}")
-        holds.append({"fulfillment_order": fo["id"], "hold_id": hold["id"]})
-    effects.add_tags(rt.database_url, order["id"], [rules.hold_handle], effect_key=f"{review_id}:tag:hold")
+    """This SOP's hold on every fulfillment order that can take one, and its tag."""
+    handle = rt.policy.address.hold_handle
+    holds = hold_fulfillment(rt, order, handle, f"address review {review_id}", review_id)
+    effects.add_tags(rt.database_url, order["id"], [handle], effect_key=f"{review_id}:tag:hold")
     return holds
 
 
 def release(rt: Runtime, order: dict[str, Any], review_id: str, holds: list[dict[str, str]]) -> None:
-    """Release this SOP's holds by their ids (never "release all": other apps' holds stay)."""
+    """Release this SOP's holds by their ids (never "release all": other apps' holds stay), and its tag."""
     if not holds:
         return
-    for h in holds:
-        effects.release_hold(rt.database_url, order["id"], h["fulfillment_order"], h["hold_id"],
-                             effect_key=f"{review_id}:release:{h['fulfillment_order']}")
+    release_holds(rt, order, holds, review_id)
     effects.remove_tags(rt.database_url, order["id"], [rt.policy.address.hold_handle],
                         effect_key=f"{review_id}:untag:hold")
 

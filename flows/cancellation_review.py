@@ -24,8 +24,8 @@ from prefect import flow, get_run_logger
 
 from domain.approvals import deadline_for
 from domain.cancellation import CancelFacts, check_refund_amount, decide_cancellation
-from domain.messages import pick_language
 from flows.approvals import ApprovalRequest, await_approval, record_effect
+from flows.order_actions import customer_language, tell_customer
 from flows.runtime import Runtime, runtime
 from tasks import effects
 from tasks.cancel_io import (decide_request, load_order, open_or_join, pull_back, record_refused, update_request,
@@ -34,23 +34,10 @@ from tasks.db.models import CancelRequest, Decision
 from tasks.db.store import as_utc
 
 
-def _lang(rt: Runtime, order: dict[str, Any]) -> str:
-    return pick_language(rt.policy, order.get("customer_locale"), order.get("country_code")).language
-
-
-def _tell(rt: Runtime, order: dict[str, Any], template: str, key: str, **context: Any) -> None:
-    """A customer message, unless the order is handled by a person (`ac:manual`) or has no email."""
-    if not order.get("email") or set(order["tags"]) & set(rt.policy.communication.suppress_for_tags):
-        return
-    effects.send_customer_message(rt.database_url, order["id"], order["email"], template, _lang(rt, order),
-                                  {"order_name": order["name"], "customer_name": order["email"].split("@")[0],
-                                   **context}, effect_key=f"{key}:message:{template}")
-
-
 def _why(rt: Runtime, order: dict[str, Any], code: str) -> str:
     from config.messages import strings
 
-    texts = strings(_lang(rt, order))["cancellation"]
+    texts = strings(customer_language(rt, order))["cancellation"]
     return texts.get(code, texts["rejected"])
 
 
@@ -72,14 +59,14 @@ def apply_cancellation(rt: Runtime, order: dict[str, Any], req: CancelRequest, k
     if not pulled and warehouse_has(oid):
         pull_back(rt.database_url, oid, effect_key=f"{key}:3pl")
     effects.add_tags(rt.database_url, oid, ["ac:cancel:approved"], effect_key=f"{key}:tag:approved")
-    _tell(rt, order, "cancellation_approved", key,
+    tell_customer(rt, order, "cancellation_approved", key,
           refund=refunded if Decimal(refunded) > 0 else None, currency=order["currency"])
     return refunded
 
 
 def deny_cancellation(rt: Runtime, order: dict[str, Any], key: str, why: str) -> None:
     effects.add_tags(rt.database_url, order["id"], ["ac:cancel:denied"], effect_key=f"{key}:tag:denied")
-    _tell(rt, order, "cancellation_denied", key, why=_why(rt, order, why),
+    tell_customer(rt, order, "cancellation_denied", key, why=_why(rt, order, why),
           shipped=order["stage"] in ("shipped", "in_transit", "out_for_delivery", "delivered", "failed_delivery"))
 
 
@@ -145,7 +132,7 @@ def cancellation_review(order_id: int, channel: str, reason: str = "", amount: s
 
     effects.add_tags(rt.database_url, order_id, ["ac:cancel:requested"], effect_key=f"{key}:tag:requested")
     if policy.cancellation.acknowledge_when_waiting:
-        _tell(rt, order, "cancellation_received", key, why=_why(rt, order, "waiting"),
+        tell_customer(rt, order, "cancellation_received", key, why=_why(rt, order, "waiting"),
               deadline=deadline_for(policy, d.role, as_utc(req.requested_at)),
               timezone=policy.market_for(order.get("country_code")).timezone)
     answer = None

@@ -22,10 +22,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from domain.address import check_address
-from domain.messages import pick_language
 from domain.order_edit import EditFacts, Line, Variant, decide_edit
 from domain.orders import live_stage
 from flows.approvals import ApprovalRequest, await_approval, record_effect
+from flows.order_actions import customer_language, hold_fulfillment, release_holds, tell_customer
 from flows.runtime import Runtime, runtime
 from tasks import effects
 from tasks.db.models import Decision, EditRequest
@@ -48,40 +48,10 @@ def _facts(order: dict[str, Any], stage: str) -> EditFacts:
                   for sku, v in order["variants"].items()})
 
 
-def _lang(rt: Runtime, order: dict[str, Any]) -> str:
-    return pick_language(rt.policy, order.get("customer_locale"),
-                         (order.get("shipping_address") or {}).get("country_code")).language
-
-
-def _tell(rt: Runtime, order: dict[str, Any], template: str, key: str, **context: Any) -> None:
-    if not order.get("email") or set(order["tags"]) & set(rt.policy.communication.suppress_for_tags):
-        return
-    effects.send_customer_message(rt.database_url, order["id"], order["email"], template, _lang(rt, order),
-                                  {"order_name": order["name"], "customer_name": order["email"].split("@")[0],
-                                   **context}, effect_key=f"{key}:message:{template}")
-
-
 def _what(rt: Runtime, order: dict[str, Any], edit_class: str) -> str:
     from config.messages import strings
 
-    return strings(_lang(rt, order))["edit"][edit_class]
-
-
-def _hold(rt: Runtime, order: dict[str, Any], signal: str, key: str) -> list[dict[str, str]]:
-    holds = []
-    for fo in order["fulfillment_orders"]:
-        mine = [h for h in fo.get("fulfillmentHolds") or [] if h.get("handle") == signal]
-        if mine or "HOLD" in {a["action"] for a in fo.get("supportedActions") or []}:
-            h = effects.place_hold(rt.database_url, order["id"], fo["id"], signal, key,
-                                   effect_key=f"{key}:hold:{signal}:{fo['id']}")
-            holds.append({"fulfillment_order": fo["id"], "hold_id": h["id"]})
-    return holds
-
-
-def _release(rt: Runtime, order: dict[str, Any], holds: list[dict[str, str]], key: str) -> None:
-    for h in holds:
-        effects.release_hold(rt.database_url, order["id"], h["fulfillment_order"], h["hold_id"],
-                             effect_key=f"{key}:release:{h['hold_id']}")
+    return strings(customer_language(rt, order))["edit"][edit_class]
 
 
 def apply_edit(rt: Runtime, order: dict[str, Any], request: dict[str, Any], edit_class: str, key: str) -> dict:
@@ -121,9 +91,9 @@ def apply_edit(rt: Runtime, order: dict[str, Any], request: dict[str, Any], edit
             get_run_logger().error("%s: the 3PL refused the new version (%s); ops must fix it at the warehouse",
                                    order["name"], sent.message)
     if edit_class in ("address_change", "address_unit_change"):
-        _tell(rt, order, "address_updated", key, address={**order["shipping_address"], **request["address"]})
+        tell_customer(rt, order, "address_updated", key, address={**order["shipping_address"], **request["address"]})
     else:
-        _tell(rt, order, "edit_approved", key, what=_what(rt, order, edit_class))
+        tell_customer(rt, order, "edit_approved", key, what=_what(rt, order, edit_class))
     return {"short": short, "after": after}
 
 
@@ -186,7 +156,7 @@ def order_edit(order_id: int, request: dict[str, Any], channel: str = "self_serv
         if d.outcome == "apply":
             done = apply_edit(rt, order, request, d.edit_class, key)
         else:
-            holds = _hold(rt, order, d.hold, key) if d.hold else []
+            holds = hold_fulfillment(rt, order, d.hold, key, key) if d.hold else []
             update_request(rt.database_url, req.id, status="waiting")
     finally:
         release_order(rt.database_url, order_id, run_id)
@@ -209,7 +179,7 @@ def order_edit(order_id: int, request: dict[str, Any], channel: str = "self_serv
         # closed inside the lease, so the last edit to finish sees no other waiting and lifts the hold
         update_request(rt.database_url, req.id, status="applied" if done else "denied")
         if not others_waiting(rt.database_url, order_id, req.id):  # the hold stays for another waiting edit
-            _release(rt, order, holds, key)
+            release_holds(rt, order, holds, key)
         if done is None:
             deny(rt, order, d.edit_class, stage, key, "why_rejected")
     finally:
@@ -229,8 +199,8 @@ def _describe(request: dict[str, Any]) -> str:
 def deny(rt: Runtime, order: dict[str, Any], edit_class: str | None, stage: str, key: str, why: str) -> None:
     from config.messages import strings
 
-    t = strings(_lang(rt, order))["edit"]
-    _tell(rt, order, "edit_denied", key, what=t.get(edit_class or "", edit_class or ""), why=t[why],
+    t = strings(customer_language(rt, order))["edit"]
+    tell_customer(rt, order, "edit_denied", key, what=t.get(edit_class or "", edit_class or ""), why=t[why],
           instead=t["instead_shipped"] if stage in ("shipped", "in_transit", "out_for_delivery", "delivered")
           else t["instead_other"])
 
@@ -240,7 +210,7 @@ def settle_stock(rt: Runtime, order: dict[str, Any], short: list[str], key: str)
     hold is released by its id when ops approve, kept when they reject."""
     if not short:
         return
-    holds = _hold(rt, order, "ac:hold:inventory", key)
+    holds = hold_fulfillment(rt, order, "ac:hold:inventory", key, key)
     answer = await_approval(ApprovalRequest(
         kind="inventory_conflict", order_id=order["id"], order_name=order["name"], role=rt.policy.fulfillment.inventory_conflict_role,
         request_key=f"{key.rsplit(':', 1)[-1]}-stock", rule="fulfillment.inventory_conflict_role",
@@ -248,5 +218,5 @@ def settle_stock(rt: Runtime, order: dict[str, Any], short: list[str], key: str)
         context={"customer": order.get("email") or "-", "why": "stock re-check after an edit",
                  "items": [{"sku": li["sku"], "quantity": li["quantity"]} for li in order["lines"]]}))
     if answer.decision == "approve":
-        _release(rt, order, holds, key)
+        release_holds(rt, order, holds, key)
     record_effect(answer, {"released": answer.decision == "approve"})
