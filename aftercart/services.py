@@ -19,6 +19,9 @@ def run_sandbox() -> None:
         shop=s.shop_domain, access_token=s.shopify_access_token.get_secret_value(),
         webhook_secret=s.webhook_secret.get_secret_value(), webhook_address=f"{s.intake_url()}/webhooks/shopify",
         plan=os.environ.get("AFTERCART_SANDBOX_PLAN", "standard"), smtp_port=s.smtp_port,
+        threepl_push_url=f"{s.intake_url()}/webhooks/3pl", threepl_secret=s.threepl_push_secret.get_secret_value(),
+        store_email=s.mail_from, inbound_email_url=f"{s.intake_url()}/inbound/email",
+        inbound_email_secret=s.inbound_email_secret.get_secret_value(),
         self_serve_links=lambda oid: {
             "change": edit_link(s.customer_url(), s.link_secret.get_secret_value(), oid),
             "cancel": cancel_link(s.customer_url(), s.link_secret.get_secret_value(), oid)},
@@ -48,7 +51,9 @@ def run_intake() -> None:
                                              verify_now),
                      self_serve=SelfServe(s.link_secret.get_secret_value(), lambda: policy,
                                           lambda oid, name, reason: start_cancellation_run(oid, name, reason),
-                                          lambda oid, name, request: start_edit_run(oid, name, request)))
+                                          lambda oid, name, request: start_edit_run(oid, name, request)),
+                     threepl_secret=s.threepl_push_secret.get_secret_value(),
+                     inbound_secret=s.inbound_email_secret.get_secret_value())
     uvicorn.run(app, host=s.host, port=s.intake_port, log_level="warning")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -41,6 +41,7 @@ def environment():
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["money"] = _money
     env.filters["when"] = _when
+    env.filters["day"] = _day
     env.filters["address_lines"] = address_lines
     return env
 
@@ -59,10 +60,19 @@ def _money(amount: Any, currency: str, language: str) -> str:
     return format_currency(Decimal(str(amount)), currency, locale=language)
 
 
-def _when(moment: datetime, language: str, tz: str = "UTC") -> str:
+def _when(moment: datetime | str, language: str, tz: str = "UTC") -> str:
     from babel.dates import format_datetime, get_timezone
 
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
     return format_datetime(moment, "long", tzinfo=get_timezone(tz), locale=language)
+
+
+def _day(value: date | str, language: str) -> str:
+    """A calendar day in the customer's language (`2026-12-10` -> `10 décembre 2026`)."""
+    from babel.dates import format_date
+
+    return format_date(date.fromisoformat(value[:10]) if isinstance(value, str) else value, "long", locale=language)
 
 
 def address_lines(a: dict[str, Any] | None) -> list[str]:

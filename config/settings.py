@@ -37,6 +37,10 @@ class Settings(BaseSettings):
 
     # 3PL and mail (the sandbox's by default)
     threepl_url: str | None = Field(default=None, description="3PL REST base URL; default the sandbox")
+    threepl_push_secret: SecretStr = Field(default=SecretStr("sandbox-3pl-secret"),
+                                           description="verifies the 3PL's status pushes (X-3PL-Signature)")
+    inbound_email_secret: SecretStr = Field(default=SecretStr("sandbox-inbound-secret"), description="verifies "
+                                            "customer replies posted by the mail provider (X-Inbound-Signature)")
     smtp_host: str = "127.0.0.1"
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None

@@ -207,6 +207,24 @@ def stage_from_fulfillment_event(topic: str, payload: Any, current: str | None) 
     return new
 
 
+_WAREHOUSE_STAGE = {"received": "released", "picking": "picking", "packed": "packed"}
+
+
+def stage_from_warehouse_push(topic: str, payload: Any, current: str | None) -> str | None:
+    """The 3PL's word on the stage from its status push (`3pl/<event>`); it owns the order from
+    `released` to `shipped` (the carrier's fulfillment events take over from there)."""
+    if not topic.startswith("3pl/") or not isinstance(payload, dict) or not isinstance(payload.get("order"), dict):
+        return None
+    from domain.vocab import STAGES
+
+    new = _WAREHOUSE_STAGE.get(str(payload["order"].get("status") or ""))
+    if new is None or current in ("cancelled", "returned"):
+        return None
+    if current in STAGES and STAGES.index(new) <= STAGES.index(current):
+        return None
+    return new
+
+
 def live_stage(fulfillment_status: str | None, warehouse_status: str | None, recorded: str | None) -> str:
     """The stage as its owners tell it now: Shopify (fulfilled means it left), the 3PL (received,
     picking, packed, shipped), and what carrier events already told us (label, transit, delivery):

@@ -173,6 +173,7 @@ class Communication(Strict):
     suppress_for_tags: tuple[str, ...] = ("ac:manual",)
     followup: Followup
     delay_notice_on_carrier_status: tuple[str, ...] = ("delayed",)
+    ships_within_days: int = Field(default=2, ge=0, le=60)  # business days, told in order_confirmation
 
     @field_validator("events")
     @classmethod

@@ -31,7 +31,7 @@ from domain.address import check_address
 from domain.address_policy import address_outcome, carrier_of, review_key, with_verification
 from domain.messages import pick_language
 from flows.approvals import ApprovalRequest, await_approval, record_effect
-from flows.order_actions import hold_fulfillment, release_holds
+from flows.order_actions import hold_fulfillment, release_holds, tell_customer
 from flows.runtime import Runtime, runtime
 from intake.links import correction_link
 from tasks import effects
@@ -206,6 +206,8 @@ def address_review(order_id: int, order_name: str, now: datetime | None = None) 
     elif decision.decision == "cancel":
         done = effects.cancel_order(rt.database_url, order_id, "OTHER", True, True, effect_key=f"{review_id}:cancel")
         result = "cancelled"
+        tell_customer(rt, order, "address_rejected", review_id, reasons=list(review.reasons), address=address,
+                      customer_name=_customer_name(order))
         record_effect(decision, {"cancelled_at": done.get("cancelledAt")})
     else:
         result = "kept_hold"

@@ -2,7 +2,9 @@
 
 Routine in bulk: one run handles a whole burst (the intake announces pending work at most every
 two seconds). Per-topic SOP handling joins here as each SOP lands; today the drain keeps each
-order's stage current from fulfillment events, judges every new order's shipping address (SOP 4,
+order's stage current from fulfillment events and the 3PL's pushes, decides and sends the customer
+messages the batch's events make (SOP 1, flows/customer_messages.py), judges every new order's
+shipping address (SOP 4,
 one decision per order, recorded with the policy), starts one `address-review #N` run per order
 whose address needs the customer or a person (flows/address_validation.py), and marks deliveries
 processed.
@@ -20,7 +22,8 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 
 from domain.address import check_address
 from domain.address_policy import address_outcome, carrier_of, review_key, with_verification
-from domain.orders import stage_from_fulfillment_event
+from domain.orders import stage_from_fulfillment_event, stage_from_warehouse_push
+from flows.customer_messages import messages_for_batch
 from flows.runtime import runtime
 from tasks.address_io import start_address_reviews, verify_addresses
 from tasks.inbox import address_keys_judged, current_stages, load_pending, mark_processed, record_decisions, save_stages
@@ -103,6 +106,7 @@ def drain_inbox(batch_size: int = 500, max_batches: int = 200, linger_seconds: f
     topics: Counter[str] = Counter()
     verdicts: Counter[str] = Counter()
     exceptions: list[dict] = []
+    messages: Counter[str] = Counter()
     stage_moves = 0
     progress = create_progress_artifact(progress=0.0, description="deliveries drained (batches)")
     idle_since = started = time.monotonic()
@@ -125,13 +129,16 @@ def drain_inbox(batch_size: int = 500, max_batches: int = 200, linger_seconds: f
             if r["order_id"] is None:
                 continue
             current = moves.get(r["order_id"], stages.get(r["order_id"]))
-            new = stage_from_fulfillment_event(r["topic"], _parse(r["body"]), current)
+            payload = _parse(r["body"])
+            new = stage_from_fulfillment_event(r["topic"], payload, current) or stage_from_warehouse_push(
+                r["topic"], payload, current)
             if new:
                 moves[r["order_id"]] = new
         stage_moves += save_stages(rt.database_url, moves)
         fresh = len(exceptions)
         judge_new_orders(rt, rows, stages, verdicts, exceptions)
         start_reviews(exceptions[fresh:], log)  # this batch's exceptions start now, not when the drain ends
+        messages.update(messages_for_batch(rt, rows, {**stages, **moves}, log))  # SOP 1, the batch at once
         mark_processed(rt.database_url, [r["id"] for r in rows])
         update_progress_artifact(progress, progress=min(100.0, 100.0 * (n + 1) / max_batches))
         log.info("batch %s: %s deliveries, %s stage changes", n + 1, len(rows), len(moves))
@@ -151,5 +158,14 @@ def drain_inbox(batch_size: int = 500, max_batches: int = 200, linger_seconds: f
             description=f"address verdicts: {dict(verdicts)} (policy {rt.policy.ref}); each order listed has its "
                         "own address-review run",
         )
-    log.info("drained %s deliveries (%s stage changes, address verdicts %s)", total, stage_moves, dict(verdicts))
-    return {"processed": total, "stage_changes": stage_moves, "addresses_judged": sum(verdicts.values())}
+    if messages:
+        create_table_artifact(
+            key="customer-messages-sent",
+            table=[{"template": t, "messages": n} for t, n in sorted(messages.items()) if t != "not_sent"]
+            + [{"template": "(decided: none)", "messages": messages["not_sent"]}],
+            description="customer messages this drain decided (sent through the effects ledger, each once)",
+        )
+    log.info("drained %s deliveries (%s stage changes, address verdicts %s, messages %s)", total, stage_moves,
+             dict(verdicts), dict(messages))
+    return {"processed": total, "stage_changes": stage_moves, "addresses_judged": sum(verdicts.values()),
+            "messages": sum(n for t, n in messages.items() if t != "not_sent")}

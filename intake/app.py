@@ -82,7 +82,8 @@ class Debouncer:
 
 def create_app(database_url: str, webhook_secret: str, emit: Emit | None, max_body: int = 1024 * 1024,
                pending_interval: float = 2.0, corrections: "Corrections | None" = None,
-               self_serve: "SelfServe | None" = None) -> Starlette:
+               self_serve: "SelfServe | None" = None, threepl_secret: str | None = None,
+               inbound_secret: str | None = None) -> Starlette:
     debounce = Debouncer(pending_interval)
 
     def _persist(headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
@@ -142,7 +143,24 @@ def create_app(database_url: str, webhook_secret: str, emit: Emit | None, max_bo
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
+    async def read_or_none(request: Request) -> bytes | None:
+        try:
+            return await _read_capped(request, max_body)
+        except _TooLarge:
+            return None
+
+    def announce(shop: str, _inbox_id: int | None) -> None:
+        if emit is not None and debounce.due():
+            try:
+                emit("aftercart.inbox.pending", {"prefect.resource.id": f"aftercart.inbox.{shop}"}, {})
+            except Exception:  # the row is stored; the drain schedule picks it up
+                log.exception("could not announce pending work")
+
     extra: list = []
+    if threepl_secret is not None and inbound_secret is not None:
+        from intake.inbound import routes as inbound_routes
+
+        extra += inbound_routes(database_url, threepl_secret, inbound_secret, read_or_none, announce)
     if corrections is not None:
         from intake.corrections import routes
 

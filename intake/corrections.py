@@ -41,6 +41,7 @@ class Corrections:
 
 def routes(database_url: str, cfg: Corrections) -> list[Route]:
     from config.messages import render_page
+    from tasks.db import comms_store
 
     def page(name: str, review, status: int = 200, **ctx: Any) -> HTMLResponse:
         tz = cfg.policy().market_for((review.address or {}).get("country_code")).timezone
@@ -61,6 +62,7 @@ def routes(database_url: str, cfg: Corrections) -> list[Route]:
         review = find(request)
         if review is None:
             return HTMLResponse("Not found", status_code=404)
+        comms_store.record_link_open(database_url, "address", review.order_id)
         if review.status != "waiting":
             return page("address_closed", review, 410)
         return page("address_form", review, address=review.address, reasons=list(review.reasons))

@@ -59,6 +59,7 @@ class SelfServe:
 
 def routes(database_url: str, cfg: SelfServe) -> list[Route]:
     from config.messages import render_page
+    from tasks.db import comms_store
 
     def find(request: Request, purpose: str = "cancel"):
         try:
@@ -75,12 +76,16 @@ def routes(database_url: str, cfg: SelfServe) -> list[Route]:
 
     def show(request: Request) -> HTMLResponse:
         order = find(request)
-        return page("cancel_form", order) if order else HTMLResponse("Not found", status_code=404)
+        if order is None:
+            return HTMLResponse("Not found", status_code=404)
+        comms_store.record_link_open(database_url, "cancel", order.id)
+        return page("cancel_form", order)
 
     def show_edit(request: Request) -> HTMLResponse:
         order = find(request, "edit")
         if order is None or cfg.start_edit is None:
             return HTMLResponse("Not found", status_code=404)
+        comms_store.record_link_open(database_url, "edit", order.id)
         snap = order.snapshot or {}
         return page("edit_form", order, email=snap.get("email"), phone=snap.get("phone"),
                     address2=(snap.get("shipping_address") or {}).get("address2"),

@@ -67,7 +67,12 @@ class SandboxConfig:
     reorder_rate: float = 0.0
     seed: int = 7
     smtp_port: int | None = None  # None: no SMTP server
-    threepl_push_url: str | None = None
+    threepl_push_url: str | None = None  # aftercart's /webhooks/3pl: the 3PL's signed status pushes
+    threepl_secret: str = "sandbox-3pl-secret"
+    # mail the customer sends to the store's address goes on to aftercart's /inbound/email (signed)
+    store_email: str = "orders@sandbox.test"
+    inbound_email_url: str | None = None
+    inbound_email_secret: str = "sandbox-inbound-secret"
     threepl_auto_minutes: dict | None = None  # e.g. {"received": 10, "picking": 15, "packed": 20}
     # the customer's self-serve links per order (aftercart's signed pages), shown on the sandbox page
     self_serve_links: Any = None  # Callable[[int], dict[str, str]] | None
@@ -82,9 +87,11 @@ class Sandbox:
         self.ops = Operations(self.world)
         self.api = AdminApi(self.world, config.plan, self.ops)
         self.faults = Faults()
-        self.threepl = ThreePL(self.ops, config.threepl_push_url, auto_minutes=config.threepl_auto_minutes)
+        self.threepl = ThreePL(self.ops, config.threepl_push_url, secret=config.threepl_secret,
+                               auto_minutes=config.threepl_auto_minutes)
         self._auto = AutoAdvance(self.threepl) if config.threepl_auto_minutes and not self.world.clock.simulated else None
-        self.mailbox = Mailbox()
+        self.mailbox = Mailbox(forward_for=config.store_email, forward_url=config.inbound_email_url,
+                               forward_secret=config.inbound_email_secret)
         self.tickets: list[dict[str, Any]] = []
         self._smtp = start_smtp(self.mailbox, port=config.smtp_port) if config.smtp_port else None
         self.sender = WebhookSender(config.shop, config.webhook_secret, API_VERSION, retry_base=config.retry_base,

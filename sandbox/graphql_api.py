@@ -77,13 +77,22 @@ def query_root(world: World, ops: Operations) -> dict[str, Any]:
             items = [(fo, o) for fo, o in items if fo.status == want]
         return connection(items, lambda x: fulfillment_order_view(x[0], x[1], world), reverse=reverse, **kw)
 
+    def nodes(info, ids):
+        """Orders by id (what aftercart asks for); other node types are not simulated (null)."""
+        out = []
+        for node_id in ids:
+            oid = parse_gid(node_id, "Order")
+            o = world.orders.get(oid) if oid else None
+            out.append(order_view(o, world) if o else None)
+        return out
+
     def job(info, id):
         j = ops.jobs.get(id)
         return {"id": j.id, "done": j.done, "query": {}} if j else None
 
     return {"order": order, "orders": orders, "products": products, "productVariant": product_variant,
             "productVariants": product_variants,
-            "fulfillmentOrder": fulfillment_order, "fulfillmentOrders": fulfillment_orders, "job": job,
+            "fulfillmentOrder": fulfillment_order, "fulfillmentOrders": fulfillment_orders, "job": job, "nodes": nodes,
             "inventoryItem": inventory_item, "inventoryLevel": inventory_level}
 
 

@@ -1,9 +1,14 @@
-"""The sandbox mailbox: an SMTP server (aiosmtpd) on loopback that keeps every message."""
+"""The sandbox mailbox: an SMTP server (aiosmtpd) on loopback that keeps every message.
+
+Mail to the store's own address (a customer replying to an order message) is also posted, raw and
+signed, to aftercart's inbound mail endpoint, as a mail provider's inbound webhook would.
+"""
 
 from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,12 +32,35 @@ class StoredMessage:
         return self.__dict__.copy()
 
 
+log = logging.getLogger("aftercart.sandbox.mailbox")
+
+
 @dataclass
 class Mailbox:
     messages: list[StoredMessage] = field(default_factory=list)
+    forward_for: str | None = None
+    forward_url: str | None = None
+    forward_secret: str = ""
+    forwarded: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self):
         self._lock = threading.Lock()
+
+    def _forward(self, raw: bytes) -> None:
+        import httpx
+
+        from intake.hmac_sign import sign
+
+        for attempt in range(5):
+            try:
+                r = httpx.post(self.forward_url, content=raw, timeout=5.0, headers={
+                    "Content-Type": "message/rfc822", "X-Inbound-Signature": sign(self.forward_secret, raw)})
+                self.forwarded.append({"status": r.status_code, "attempt": attempt + 1})
+                if r.status_code < 500:
+                    return
+            except Exception as exc:  # the provider retries; the mail stays in the mailbox either way
+                log.warning("inbound mail forward to %s failed: %s", self.forward_url, exc)
+            threading.Event().wait(0.5 * (attempt + 1))
 
     async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler hook
         msg = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
@@ -46,6 +74,9 @@ class Mailbox:
                 text=text_part.get_content() if text_part else "",
                 html=html_part.get_content() if html_part else None,
             ))
+        if self.forward_url and self.forward_for and self.forward_for in envelope.rcpt_tos:
+            raw = envelope.original_content or envelope.content
+            threading.Thread(target=self._forward, args=(raw,), daemon=True, name="mail-forward").start()
         return "250 Message accepted for delivery"
 
     def find(self, to: str | None = None, header: tuple[str, str] | None = None) -> list[StoredMessage]:

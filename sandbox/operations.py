@@ -335,10 +335,35 @@ class Operations:
 
     # ------------------------------------------------------------- fulfillments (3PL and carrier)
 
-    def fulfill(self, o: OrderState, company: str, number: str) -> Fulfillment:
+    def capture(self, o: OrderState) -> OrderState:
+        """The pending payment is captured (a manual or deferred payment arrives)."""
+        if o.financial_status != "PENDING":
+            raise OpError(f"Order {o.name} has no pending payment ({o.financial_status}).")
+        o.financial_status = "PAID"
+        self.world.touch(o)
+        return o
+
+    def request_return(self, o: OrderState, status: str = "RETURN_REQUESTED") -> OrderState:
+        """The customer asks to return (or the return moves on: IN_PROGRESS, RETURNED...)."""
+        o.return_status = status
+        self.world.touch(o)
+        return o
+
+    def open_scheduled(self, o: OrderState) -> list[FulfillmentOrderState]:
+        """Scheduled (preorder) fulfillment orders become OPEN: their date came or stock arrived."""
+        opened = [fo for fo in o.fulfillment_orders if fo.status == "SCHEDULED"]
+        for fo in opened:
+            fo.status = "OPEN"
+        if opened:
+            self.world.touch(o)
+        return opened
+
+    def fulfill(self, o: OrderState, company: str, number: str, fulfillment_order_id: int | None = None) -> Fulfillment:
+        """Ship one fulfillment order (the given one, else the first open one): a parcel with its lines."""
         if o.cancelled_at:
             raise OpError("Cannot fulfill a cancelled order.", None, ["orderId"])
-        open_fos = [fo for fo in o.fulfillment_orders if fo.status in ("OPEN", "IN_PROGRESS")]
+        open_fos = [fo for fo in o.fulfillment_orders if fo.status in ("OPEN", "IN_PROGRESS")
+                    and fulfillment_order_id in (None, fo.id)]
         if not open_fos:
             raise OpError("The order has no fulfillment order that can be fulfilled (on hold or closed).", None,
                           ["fulfillmentOrderId"])

@@ -46,6 +46,7 @@ class FulfillmentOrderState:
     holds: list[Hold] = field(default_factory=list)
     line_item_ids: list[int] = field(default_factory=list)
     status_before_hold: str = "OPEN"
+    fulfill_at: datetime | None = None  # a SCHEDULED (preorder) fulfillment order's date
 
 
 @dataclass
@@ -88,6 +89,10 @@ class OrderState:
     cancel_reason: str | None = None
     refunds: list[dict[str, Any]] = field(default_factory=list)
     disputes: list[dict[str, Any]] = field(default_factory=list)  # {"id", "initiatedAs", "status"}
+    # the order's attributes (REST `note_attributes`, GraphQL `customAttributes`), as the storefront and
+    # preorder/subscription apps write them: order_type, ships_on (preorders), next_renewal (subscriptions)
+    attributes: dict[str, str] = field(default_factory=dict)
+    return_status: str = "NO_RETURN"  # OrderReturnStatus: RETURN_REQUESTED, IN_PROGRESS, RETURNED...
 
     @property
     def total(self) -> Decimal:
@@ -203,9 +208,20 @@ class World:
                 shipping_price=Decimal(str(data.get("shipping_price") or "0")), tax=Decimal(str(data.get("tax") or "0")),
                 financial_status="PENDING" if gateway == "manual" else "PAID",
             )
-            order.fulfillment_orders.append(
-                FulfillmentOrderState(id=next(self._ids), line_item_ids=[li.id for li in lines],
-                                      status="SCHEDULED" if order.order_type == "preorder" else "OPEN"))
+            order.attributes = _attributes(data, order)
+            # preorder lines wait in their own SCHEDULED fulfillment order (a split shipment when the
+            # order mixes them with in-stock items); a `preorder` order has only preorder lines
+            preorder_ids = {li.id for li, d in zip(lines, data.get("line_items") or [])
+                            if d.get("preorder") or order.order_type == "preorder"}
+            ships_on = datetime.fromisoformat(order.attributes["ships_on"]).replace(tzinfo=now.tzinfo) \
+                if preorder_ids else None
+            in_stock = [li.id for li in lines if li.id not in preorder_ids]
+            if in_stock or not lines:
+                order.fulfillment_orders.append(FulfillmentOrderState(id=next(self._ids), line_item_ids=in_stock))
+            if preorder_ids:
+                order.fulfillment_orders.append(FulfillmentOrderState(
+                    id=next(self._ids), line_item_ids=[li.id for li in lines if li.id in preorder_ids],
+                    status="SCHEDULED", fulfill_at=ships_on))
             self.orders[oid] = order
         self._notify("orders/create", order)
         return order
@@ -223,6 +239,18 @@ class World:
         with self.lock:
             out = [o for o in self.orders.values() if since is None or o.updated_at > since]
         return sorted(out, key=lambda o: (o.updated_at, o.id))
+
+
+def _attributes(data: dict[str, Any], order: OrderState) -> dict[str, str]:
+    attrs = {"order_type": order.order_type}
+    if order.order_type == "preorder" or any(d.get("preorder") for d in data.get("line_items") or []):
+        attrs["ships_on"] = str(data.get("ships_on") or (order.created_at + timedelta(days=14)).date().isoformat())
+        datetime.fromisoformat(attrs["ships_on"])  # a bad date is a bad order (ValueError)
+    if order.order_type == "subscription":
+        attrs["next_renewal"] = str(data.get("next_renewal") or (order.created_at + timedelta(days=30)).date().isoformat())
+    for k, v in (data.get("attributes") or {}).items():
+        attrs[str(k)] = str(v)
+    return attrs
 
 
 def money(v: Decimal | str | int) -> str:
@@ -255,6 +283,7 @@ def rest_order(o: OrderState, world: World) -> dict[str, Any]:
         "cancelled_at": iso(o.cancelled_at) if o.cancelled_at else None,
         "cancel_reason": o.cancel_reason.lower() if o.cancel_reason else None,
         "payment_gateway_names": list(o.gateways),
+        "note_attributes": [{"name": k, "value": v} for k, v in o.attributes.items()],
         "shipping_address": addr,
         "line_items": [
             {"id": li.id, "sku": li.sku, "title": li.title, "quantity": li.quantity, "price": money(li.price),
@@ -269,6 +298,11 @@ def rest_order(o: OrderState, world: World) -> dict[str, Any]:
     }
 
 
+def _fulfilled_line_ids(o: OrderState, f: Any) -> set[int]:
+    fo = next((x for x in o.fulfillment_orders if x.id == getattr(f, "fulfillment_order_id", None)), None)
+    return set(fo.line_item_ids) if fo else {li.id for li in o.line_items}
+
+
 def rest_payload(topic: str, o: OrderState, subject: Any, world: World) -> dict[str, Any]:
     """The body Shopify sends for `topic` (orders/*: the order; fulfillments/*: the fulfillment;
     fulfillment_orders/*: the fulfillment order and the hold)."""
@@ -280,7 +314,8 @@ def rest_payload(topic: str, o: OrderState, subject: Any, world: World) -> dict[
             "shipment_status": f.shipment_status, "tracking_company": f.tracking_company,
             "tracking_number": f.tracking_number, "tracking_numbers": [f.tracking_number],
             "created_at": iso(f.created_at), "updated_at": iso(f.updated_at),
-            "line_items": [{"id": li.id, "sku": li.sku, "quantity": li.quantity} for li in o.line_items],
+            "line_items": [{"id": li.id, "sku": li.sku, "title": li.title, "quantity": li.quantity}
+                           for li in o.line_items if li.id in _fulfilled_line_ids(o, f)],
         }
     if topic == "fulfillment_orders/placed_on_hold" and subject is not None:
         fo, h = subject

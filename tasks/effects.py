@@ -143,7 +143,7 @@ def send_customer_message(database_url: str, order_id: int, to: str, template: s
 
     out = perform_effect(database_url, effect_key, "message", _subject(order_id),
                          {"to": to, "template": template, "language": language, "subject": msg.subject}, call)
-    record_message(database_url, order_id, template, language, to, msg.subject, effect_key)
+    record_message(database_url, order_id, template, language, to, msg.subject, effect_key, out.get("message_id"))
     return out
 
 

@@ -23,9 +23,10 @@ SECRET = "flow-test-secret"
 @pytest.fixture
 def world(aftercart_env, monkeypatch):
     """Sandbox and intake on loopback, the sandbox's webhooks pointed at the intake."""
-    intake_port = free_port()
+    intake_port, smtp = free_port(), free_port()
     sandbox = Sandbox(SandboxConfig(webhook_secret=SECRET, access_token="tok", retry_base=0.05, plan="plus",
-                                    webhook_address=f"http://127.0.0.1:{intake_port}/webhooks/shopify"))
+                                    webhook_address=f"http://127.0.0.1:{intake_port}/webhooks/shopify", smtp_port=smtp))
+    monkeypatch.setenv("AFTERCART_SMTP_PORT", str(smtp))
     with serve_app(create_sandbox(sandbox)) as sandbox_url, \
             serve_app(create_intake(aftercart_env, SECRET, emit=None), port=intake_port):
         monkeypatch.setenv("AFTERCART_SHOPIFY_ADMIN_URL", f"{sandbox_url}/admin/api/2026-10/graphql.json")
@@ -51,9 +52,13 @@ def test_sandbox_orders_reach_the_store_and_the_drain_processes_them(world):
                                                      "province_code": prov, "zip": zp, "country_code": cc}})
     assert sandbox.sender.wait_idle(20)
     assert [r.status for r in inbox(url)] == ["accepted"] * 25
-    assert drain_inbox(batch_size=10) == {"processed": 25, "stage_changes": 0, "addresses_judged": 25}
+    confirmations = sum(1 for o in sandbox.world.orders.values() if o.email and "ac:manual" not in o.tags)
+    assert drain_inbox(batch_size=10) == {"processed": 25, "stage_changes": 0, "addresses_judged": 25,
+                                          "messages": confirmations}
     assert {r.status for r in inbox(url)} == {"processed"}
-    assert drain_inbox() == {"processed": 0, "stage_changes": 0, "addresses_judged": 0}
+    assert drain_inbox() == {"processed": 0, "stage_changes": 0, "addresses_judged": 0, "messages": 0}
+    mailed = [m.headers["X-Aftercart-Template"] for m in sandbox.mailbox.messages]
+    assert mailed.count("order_confirmation") == confirmations
     # one address decision per order, the verdict of the pure function, with the policy that made it
     from domain.address import check_address
 

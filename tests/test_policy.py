@@ -21,7 +21,7 @@ def policy():
 
 
 def test_default_policy_loads_and_is_hashed(policy):
-    assert policy.version == "2026.11.1"
+    assert policy.version == "2026.11.2"
     assert re.fullmatch(r"[0-9a-f]{64}", policy.content_hash)
     assert load_policy().content_hash == policy.content_hash  # stable across loads
 
@@ -148,7 +148,7 @@ def test_policy_check_cli_exits_2_with_key_path(path):
 def test_policy_check_cli_summarises_the_default():
     result = CliRunner().invoke(app, ["policy", "check", str(DEFAULT_POLICY_PATH)])
     assert result.exit_code == 0, result.output
-    for word in ("2026.11.1", "order_edit", "cancellation", "support@sandbox.test", "Europe/Berlin"):
+    for word in ("2026.11.2", "order_edit", "cancellation", "support@sandbox.test", "Europe/Berlin"):
         assert word in result.output
 
 

@@ -93,6 +93,15 @@ class SopReads:
                           for li in o["edits"]["nodes"]],
                 "fulfillment_orders": o["fulfillmentOrders"]["nodes"]}
 
+    def open_returns(self, order_ids: list[int]) -> dict[int, int]:
+        """order id -> 1 for the orders with a return requested or in progress (up to 50 ids per call)."""
+        if not order_ids:
+            return {}
+        nodes = self.execute("OrderReturnStatuses", {"ids": [order_gid(i) for i in order_ids]},
+                             expected_cost=len(order_ids) + 2)["nodes"]
+        return {int(n["legacyResourceId"]): 1 for n in nodes
+                if n and n.get("returnStatus") in ("RETURN_REQUESTED", "IN_PROGRESS")}
+
     def variants_by_sku(self, skus: list[str]) -> dict[str, dict[str, Any]]:
         """sku -> {id, sku, product_id, product_tags, available} for the skus that exist."""
         wanted = sorted({s for s in skus if s})

@@ -128,6 +128,7 @@ class Message(SQLModel, table=True):
     subject: str = ""
     effect_key: str = Field(unique=True)
     sent_at: datetime = _ts(nullable=False, default=utcnow)
+    message_id: Optional[str] = Field(default=None, index=True)  # the Message-ID header: replies name it
 
 
 class Ticket(SQLModel, table=True):
@@ -144,6 +145,31 @@ class Ticket(SQLModel, table=True):
     duplicate_of: Optional[int] = None
     status: str = "open"
     created_at: datetime = _ts(nullable=False, default=utcnow)
+    reply_to_template: Optional[str] = None  # the message the customer answered, when the ticket is a reply
+
+
+class Parcel(SQLModel, table=True):
+    """One fulfillment (a parcel) and the carrier's latest word on it (SOP 1 decides messages from it)."""
+
+    __tablename__ = "parcels"
+    fulfillment_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    order_id: int = Field(sa_column=Column(BigInteger, index=True, nullable=False))
+    stage: str
+    tracking_number: Optional[str] = None
+    lines: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = _ts(nullable=False)
+
+
+class OrderComms(SQLModel, table=True):
+    """Per order, what SOP 1 remembers between events: a pending payment, delivery, the follow-up."""
+
+    __tablename__ = "order_comms"
+    order_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    payment_pending: bool = False
+    delivered_at: Optional[datetime] = _ts(nullable=True)
+    followup_due_at: Optional[datetime] = _ts(nullable=True, index=True)
+    followup_status: Optional[str] = None
+    followup_reason: Optional[str] = None
 
 
 class AuditLog(SQLModel, table=True):

@@ -274,7 +274,7 @@ def grouped_counts(url: str, since: datetime) -> dict[str, list[dict[str, Any]]]
 
 
 def record_message(url: str, order_id: int | None, template: str, language: str, to: str, subject: str,
-                   effect_key: str) -> None:
+                   effect_key: str, message_id: str | None = None) -> None:
     """One row per message sent (the effect key is unique: a re-run records nothing twice)."""
     from tasks.db.models import Message
 
@@ -282,7 +282,7 @@ def record_message(url: str, order_id: int | None, template: str, language: str,
         if s.exec(select(Message).where(Message.effect_key == effect_key)).first() is not None:
             return
         s.add(Message(order_id=order_id, template=template, language=language, to_address=to, subject=subject,
-                      effect_key=effect_key))
+                      effect_key=effect_key, message_id=message_id))
         try:
             s.commit()
         except IntegrityError:

@@ -1,0 +1,65 @@
+"""Prefect tasks around SOP 1's records and reads: one IO call each, a whole batch at a time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import task
+
+from config.settings import load_settings
+from tasks.clients.factory import shopify_client
+from tasks.db import comms_store
+
+
+@task(retries=3, retry_delay_seconds=2)
+def load_message_state(database_url: str, order_ids: list[int]) -> dict[str, Any]:
+    """For these orders: latest snapshots and stages, SOP 1 state (payment pending, follow-up), parcels."""
+    snaps = comms_store.order_snapshots(database_url, order_ids)
+    comms = comms_store.comms_of(database_url, order_ids)
+    parcels = comms_store.parcels_of_orders(database_url, order_ids)
+    return {
+        "snapshots": {oid: snap for oid, (snap, _stage) in snaps.items()},
+        "stages": {oid: stage for oid, (_snap, stage) in snaps.items()},
+        "comms": {oid: {"payment_pending": c.payment_pending, "followup_status": c.followup_status}
+                  for oid, c in comms.items()},
+        "parcels": {fid: {"fulfillment_id": p.fulfillment_id, "order_id": p.order_id, "stage": p.stage,
+                          "updated_at": p.updated_at, "tracking_number": p.tracking_number, "lines": p.lines}
+                    for fid, p in parcels.items()},
+    }
+
+
+@task(retries=3, retry_delay_seconds=2)
+def save_message_state(database_url: str, parcels: list[dict[str, Any]], comms: dict[int, dict[str, Any]]) -> int:
+    return comms_store.save_parcels(database_url, parcels) + comms_store.save_comms(database_url, comms)
+
+
+@task(retries=3, retry_delay_seconds=[2, 10, 30])
+def product_tags_by_sku(skus: list[str]) -> dict[str, list[str]]:
+    """sku -> its product's tags (care notes for `fragile`), read from Shopify 50 skus per query."""
+    wanted = sorted({s for s in skus if s})
+    out: dict[str, list[str]] = {}
+    with shopify_client(load_settings()) as shopify:
+        for i in range(0, len(wanted), 50):
+            for sku, v in shopify.variants_by_sku(wanted[i:i + 50]).items():
+                out[sku] = list(v["product_tags"])
+    return out
+
+
+@task(retries=3, retry_delay_seconds=2)
+def due_followups(database_url: str, now: datetime, limit: int) -> dict[str, Any]:
+    ids = comms_store.due_followups(database_url, now, limit)
+    snaps = comms_store.order_snapshots(database_url, ids)
+    return {"order_ids": ids, "snapshots": {oid: snap for oid, (snap, _s) in snaps.items()},
+            "stages": {oid: st for oid, (_snap, st) in snaps.items()},
+            "open": comms_store.open_items(database_url, ids)}
+
+
+@task(retries=3, retry_delay_seconds=[2, 10, 30])
+def open_returns(order_ids: list[int]) -> dict[int, int]:
+    """order id -> 1 when Shopify says a return is requested or in progress (one query per 50 orders)."""
+    out: dict[int, int] = {}
+    with shopify_client(load_settings()) as shopify:
+        for i in range(0, len(order_ids), 50):
+            out.update(shopify.open_returns(order_ids[i:i + 50]))
+    return out

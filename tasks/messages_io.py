@@ -1,0 +1,112 @@
+"""Customer messages in bulk (SOP 1): one task renders and mails a whole batch over one SMTP session.
+
+Each message goes through the effects ledger under its decision's key (one message per order,
+template and state change, ever). The ledger rows are written first, with everything needed to
+render the message again, so a mail server that is down loses nothing: `resend_stuck_messages`
+(run by the customer-messages schedule) sends what is still pending or failed.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from prefect import get_run_logger, task
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from config.settings import load_settings
+from tasks.clients.factory import mailer
+from tasks.db.engine import session
+from tasks.db.models import Effect, utcnow
+from tasks.db.store import perform_effect, record_message
+
+
+def _ledger(database_url: str, messages: list[dict[str, Any]]) -> set[str]:
+    """Write a pending ledger row for every message not in the ledger; returns the keys already confirmed."""
+    keys = [m["effect_key"] for m in messages]
+    with session(database_url) as s:
+        have = {e.effect_key: e.status for e in s.exec(select(Effect).where(Effect.effect_key.in_(keys))).all()}
+        for m in messages:
+            if m["effect_key"] in have:
+                continue
+            s.add(Effect(effect_key=m["effect_key"], kind="message", subject=f"order:{m['order_id']}",
+                         idempotency_key=m["effect_key"], request=_request(m)))
+            have[m["effect_key"]] = "pending"
+        try:
+            s.commit()
+        except IntegrityError:  # another run wrote some of them: theirs stand
+            s.rollback()
+    return {k for k, st in have.items() if st == "confirmed"}
+
+
+def _request(m: dict[str, Any]) -> dict[str, Any]:
+    return {"to": m["to"], "template": m["template"], "language": m["language"], "order_id": m["order_id"],
+            "context": m["context"]}
+
+
+def deliver(database_url: str, messages: list[dict[str, Any]]) -> dict[str, int]:
+    """Send each message once (through the ledger) over one SMTP session; a message that fails
+    stays in the ledger as failed and is sent by the next resend."""
+    from config.messages import TemplateMissing, render
+
+    counts = {"sent": 0, "already_sent": 0, "failed": 0}
+    if not messages:
+        return counts
+    done = _ledger(database_url, messages)
+    todo = [m for m in messages if m["effect_key"] not in done]
+    counts["already_sent"] = len(messages) - len(todo)
+    if not todo:
+        return counts
+    m_client = mailer(load_settings())
+    with m_client.connection() as smtp:
+        for m in todo:
+            try:
+                msg = render(m["template"], m["language"], m["context"])
+            except (TemplateMissing, Exception) as exc:  # noqa: BLE001 - recorded, never half-sent
+                _fail(database_url, m["effect_key"], exc)
+                counts["failed"] += 1
+                continue
+            headers = {"X-Aftercart-Template": m["template"], "X-Aftercart-Order": str(m["context"].get("order_name"))}
+            mail = m_client.compose(m["to"], msg.subject, msg.text, msg.html, headers)
+            try:
+                out = perform_effect(database_url, m["effect_key"], "message", f"order:{m['order_id']}",
+                                     _request(m), lambda _key: {"message_id": smtp(mail)})
+            except Exception:  # noqa: BLE001 - the ledger row says failed; the resend picks it up
+                counts["failed"] += 1
+                continue
+            record_message(database_url, m["order_id"], m["template"], m["language"], m["to"], msg.subject,
+                           m["effect_key"], out.get("message_id"))
+            counts["sent"] += 1
+    return counts
+
+
+def _fail(database_url: str, effect_key: str, exc: Exception) -> None:
+    with session(database_url) as s:
+        row = s.exec(select(Effect).where(Effect.effect_key == effect_key)).first()
+        if row is not None and row.status != "confirmed":
+            row.status, row.last_error, row.updated_at = "failed", f"{type(exc).__name__}: {exc}"[:2000], utcnow()
+            s.add(row)
+            s.commit()
+
+
+@task(retries=3, retry_delay_seconds=[2, 10, 30])
+def send_customer_messages(database_url: str, messages: list[dict[str, Any]]) -> dict[str, int]:
+    """One batch of decided messages: {order_id, to, template, language, context, effect_key} each."""
+    counts = deliver(database_url, messages)
+    if counts["failed"]:
+        get_run_logger().warning("%s of %s messages failed; they stay in the ledger and are resent", counts["failed"],
+                                 len(messages))
+    return counts
+
+
+@task(retries=2, retry_delay_seconds=[10, 60])
+def resend_stuck_messages(database_url: str, older_than_seconds: float = 60.0, limit: int = 2000) -> dict[str, int]:
+    """Messages written to the ledger but not confirmed (the mail server was down, the process
+    died between ledger and send): send them now, from what the ledger kept."""
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    with session(database_url) as s:
+        rows = s.exec(select(Effect).where(Effect.kind == "message", Effect.status.in_(["pending", "failed"]),
+                                           Effect.updated_at < cutoff).limit(limit)).all()
+    messages = [{"effect_key": r.effect_key, **r.request} for r in rows if "context" in (r.request or {})]
+    return deliver(database_url, messages)
