@@ -82,25 +82,23 @@ def threepl_delivery(database_url: str, body: bytes) -> tuple[int, dict[str, Any
 
 def routes(database_url: str, threepl_secret: str, inbound_secret: str, read_body: Callable,
            on_accepted: Callable[[str, int | None], None]) -> list[Route]:
-    async def threepl(request: Request) -> JSONResponse:
-        body = await read_body(request)
-        if body is None:
-            return JSONResponse({"error": "body too large"}, status_code=413)
-        if not verify(threepl_secret, body, request.headers.get("x-3pl-signature")):
-            return JSONResponse({"error": "missing or invalid X-3PL-Signature"}, status_code=401)
-        status, answer = await run_in_threadpool(threepl_delivery, database_url, body)
+    def signed(secret: str, header: str, handle: Callable[[str, bytes], tuple[int, dict[str, Any]]]):
+        """An endpoint that reads the capped body, checks its signature, then stores it."""
+        async def endpoint(request: Request) -> JSONResponse:
+            body = await read_body(request)
+            if body is None:
+                return JSONResponse({"error": "body too large"}, status_code=413)
+            if not verify(secret, body, request.headers.get(header)):
+                return JSONResponse({"error": f"missing or invalid {header}"}, status_code=401)
+            status, answer = await run_in_threadpool(handle, database_url, body)
+            return JSONResponse(answer, status_code=status)
+        return endpoint
+
+    def threepl(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        status, answer = threepl_delivery(url, body)
         if answer.get("status") == "accepted":
             on_accepted("3pl", answer["id"])
-        return JSONResponse(answer, status_code=status)
+        return status, answer
 
-    async def inbound_email(request: Request) -> JSONResponse:
-        body = await read_body(request)
-        if body is None:
-            return JSONResponse({"error": "body too large"}, status_code=413)
-        if not verify(inbound_secret, body, request.headers.get("x-inbound-signature")):
-            return JSONResponse({"error": "missing or invalid X-Inbound-Signature"}, status_code=401)
-        status, answer = await run_in_threadpool(ticket_from_mail, database_url, body)
-        return JSONResponse(answer, status_code=status)
-
-    return [Route("/webhooks/3pl", threepl, methods=["POST"]),
-            Route("/inbound/email", inbound_email, methods=["POST"])]
+    return [Route("/webhooks/3pl", signed(threepl_secret, "X-3PL-Signature", threepl), methods=["POST"]),
+            Route("/inbound/email", signed(inbound_secret, "X-Inbound-Signature", ticket_from_mail), methods=["POST"])]
