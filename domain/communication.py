@@ -278,6 +278,29 @@ def order_events(topic: str, payload: Any, payment_pending: bool) -> tuple[list[
     return events, False
 
 
+# ------------------------------------------------------------------ a promised date that passed
+
+def promised_by(shipped_at: datetime, shipping_method: str | None, policy: Policy, country_code: str | None) -> date:
+    """The last day of the delivery promise: business days (policy, by shipping method) after the
+    day the carrier took the parcel, in the market's time zone."""
+    days = policy.communication.promised_transit_days
+    n = days.get(str(shipping_method or ""), days.get("*", 5))
+    tz = ZoneInfo(policy.market_for(country_code).timezone)
+    return add_business_days(shipped_at.astimezone(tz).date(), n)
+
+
+def late_parcel_event(parcel: Parcel, shipped_at: datetime, shipping_method: str | None, country_code: str | None,
+                      policy: Policy, now: datetime, detail: dict[str, Any] | None = None) -> OrderEvent | None:
+    """A `delayed` event for a parcel still on its way after its promised day ended (market time)."""
+    if parcel.stage not in WINDOWS["delayed"]:
+        return None
+    tz = ZoneInfo(policy.market_for(country_code).timezone)
+    if now.astimezone(tz).date() <= promised_by(shipped_at, shipping_method, policy, country_code):
+        return None
+    return OrderEvent(parcel.order_id, "delayed", now, str(parcel.fulfillment_id), parcel.stage,
+                      {**(detail or {}), "promise_passed": True})
+
+
 # ------------------------------------------------------------------ post-delivery follow-up
 
 def followup_due(delivered_at: datetime, policy: Policy, country_code: str | None) -> datetime:

@@ -174,6 +174,9 @@ class Communication(Strict):
     followup: Followup
     delay_notice_on_carrier_status: tuple[str, ...] = ("delayed",)
     ships_within_days: int = Field(default=2, ge=0, le=60)  # business days, told in order_confirmation
+    # business days from shipping to the promised delivery, by shipping method code ("*": any other);
+    # a parcel not delivered by then gets `delay_notice` (once per parcel, like a carrier delay)
+    promised_transit_days: dict[str, int] = Field(default_factory=lambda: {"*": 5})
 
     @field_validator("events")
     @classmethod

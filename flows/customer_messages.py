@@ -23,11 +23,11 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from domain.communication import (OrderEvent, Parcel, decide_followup, decide_message, effect_key, followup_due,
-                                  message_context, message_order, order_events, shipment_event)
+                                  late_parcel_event, message_context, message_order, order_events, shipment_event)
 from flows.runtime import Runtime, runtime
 from intake.self_serve import cancel_link, edit_link
-from tasks.comms_io import (due_followups, load_message_state, open_returns, product_tags_by_sku,
-                            save_message_state)
+from tasks.comms_io import (due_followups, late_parcel_candidates, load_message_state, open_returns,
+                            product_tags_by_sku, save_message_state)
 from tasks.inbox import record_decisions
 from tasks.messages_io import resend_stuck_messages, send_customer_messages
 
@@ -76,9 +76,12 @@ def messages_for_batch(rt: Runtime, rows: list[dict[str, Any]], stages: dict[int
                 parcels[parcel.fulfillment_id] = parcel
                 lines = (ev.detail.get("lines") if ev else None) or parcel_lines.get(parcel.fulfillment_id) or []
                 parcel_lines[parcel.fulfillment_id] = lines
+                first_seen = fid not in state["parcels"] and fid not in changed_parcels
                 changed_parcels[parcel.fulfillment_id] = {
+                    **changed_parcels.get(parcel.fulfillment_id, {}),
                     "fulfillment_id": parcel.fulfillment_id, "order_id": parcel.order_id, "stage": parcel.stage,
-                    "tracking_number": parcel.tracking_number, "lines": lines, "updated_at": parcel.updated_at}
+                    "tracking_number": parcel.tracking_number, "lines": lines, "updated_at": parcel.updated_at,
+                    **({"shipped_at": parcel.updated_at} if first_seen else {})}
             if ev is not None:
                 events.append(ev)
             else:
@@ -217,11 +220,49 @@ def customer_messages(now: datetime | None = None, batch_size: int = 500, max_ba
         if messages:
             send_customer_messages(rt.database_url, messages)
         save_message_state(rt.database_url, [], comms)
+    totals["late_parcels"] = late_parcels(rt, now, log)
     resent = resend_stuck_messages(rt.database_url)
     totals["resent"] = resent["sent"]
     if rows:
         create_table_artifact(key="customer-followups", table=rows[:500],
                               description=f"post-delivery follow-ups at {now:%Y-%m-%d %H:%M} UTC: {dict(totals)}")
-    log.info("follow-ups: %s sent, %s suppressed; %s stuck messages resent", totals["sent"], totals["suppressed"],
-             totals["resent"])
-    return {"followups_sent": totals["sent"], "followups_suppressed": totals["suppressed"], "resent": totals["resent"]}
+    log.info("follow-ups: %s sent, %s suppressed; %s delay notices for passed promises; %s stuck messages resent",
+             totals["sent"], totals["suppressed"], totals["late_parcels"], totals["resent"])
+    return {"followups_sent": totals["sent"], "followups_suppressed": totals["suppressed"],
+            "delay_notices": totals["late_parcels"], "resent": totals["resent"]}
+
+
+def late_parcels(rt: Runtime, now: datetime, log, limit: int = 5000) -> int:
+    """`delay_notice` for each parcel still with the carrier after its promised day (one per parcel,
+    the same key as a carrier-reported delay, so never both)."""
+    from datetime import timedelta
+
+    cand = late_parcel_candidates(rt.database_url, now - timedelta(days=1), limit)
+    messages, decisions = [], []
+    for p in cand["parcels"]:
+        order = message_order(cand["snapshots"].get(p["order_id"]) or {},
+                              cand["stages"].get(p["order_id"], p["stage"]))
+        if order is None:
+            continue
+        snap = cand["snapshots"][p["order_id"]]
+        method = ((snap.get("shipping_lines") or [{}])[0] or {}).get("code")
+        parcel = Parcel(p["fulfillment_id"], p["order_id"], p["stage"], p["updated_at"], p["tracking_number"])
+        ev = late_parcel_event(parcel, p["shipped_at"], method, order.country_code, rt.policy, now,
+                               {"number": p["tracking_number"], "company": None, "url": None, "lines": p["lines"]})
+        if ev is None:
+            continue
+        d = decide_message(ev, order, rt.policy, now)
+        decisions.append(dict(sop="communication", subject=f"order:{order.id}", outcome=d.template or "none",
+                              reasons=["promised delivery date passed", *d.reasons], rule="communication.promised_transit_days",
+                              policy_version=rt.policy.version, policy_hash=rt.policy.content_hash,
+                              inputs={"event": "delayed", "ref": ev.ref, "order_name": order.name}))
+        if d.send:
+            messages.append({"order_id": order.id, "to": order.email, "template": d.template, "language": d.language,
+                             "context": message_context(d.template, ev, order, rt.policy, now),
+                             "effect_key": d.effect_key})
+    if decisions:
+        record_decisions(rt.database_url, decisions)
+    if messages:
+        send_customer_messages(rt.database_url, messages)
+        log.info("%s parcels are past their promised delivery date: delay notices sent", len(messages))
+    return len(messages)

@@ -13,6 +13,9 @@ Routes
   POST /3pl/orders/<id>/advance            3PL: move it on ({"status": picking|packed|shipped})
   POST /verifier/v1/verify                 online address verifier: {"addresses": [...]} -> {"results": [...]}
   POST /carrier/events                     carrier: {"tracking_number", "status"}
+  POST /sandbox/orders/<id>/capture         the pending payment is captured (payment_confirmed)
+  POST /sandbox/orders/<id>/return          the customer asks to return ({"status": "RETURN_REQUESTED"})
+  POST /sandbox/orders/<id>/open-scheduled  preorder stock arrived: scheduled fulfillment orders open
   GET  /mailbox/messages                   every message the SMTP mailbox received (?to=)
   POST /helpdesk/tickets                   helpdesk: a customer writes in ({channel, customer, text, order?})
   GET  /helpdesk/tickets                   helpdesk: every ticket (?order= name)
@@ -331,6 +334,15 @@ def create_app(sandbox: Sandbox) -> Starlette:
             lambda r, b: tpl.view(tpl.advance(_oid(r), str(b.get("status") or "")))), methods=["POST"]),
     ]
 
+    def order_op(op):
+        """A store-side change to one order (what a merchant or customer does in Shopify)."""
+        def call(request: Request, body: dict) -> dict:
+            with sandbox.world.lock:
+                o = sandbox.ops.order(_oid(request))
+                op(o, body)
+                return order_summary(sandbox, o)
+        return threepl_call(call)
+
     def carrier_event(request: Request, body: dict) -> dict:
         with sandbox.world.lock:
             o, f = sandbox.ops.tracking_event(str(body.get("tracking_number") or ""), str(body.get("status") or ""))
@@ -376,6 +388,11 @@ def create_app(sandbox: Sandbox) -> Starlette:
         Route("/sandbox/faults", get_faults, methods=["GET"]),
         *routes_3pl,
         Route("/carrier/events", threepl_call(carrier_event), methods=["POST"]),
+        Route("/sandbox/orders/{order_id:int}/capture", order_op(lambda o, b: sandbox.ops.capture(o)), methods=["POST"]),
+        Route("/sandbox/orders/{order_id:int}/return", order_op(
+            lambda o, b: sandbox.ops.request_return(o, str(b.get("status") or "RETURN_REQUESTED"))), methods=["POST"]),
+        Route("/sandbox/orders/{order_id:int}/open-scheduled", order_op(lambda o, b: sandbox.ops.open_scheduled(o)),
+              methods=["POST"]),
         Route("/mailbox/messages", mailbox, methods=["GET"]),
         Route("/verifier/v1/verify", threepl_call(lambda r, b: address_verifier.verify(b)), methods=["POST"]),
         Route("/helpdesk/tickets", threepl_call(new_ticket), methods=["POST"]),

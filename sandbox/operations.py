@@ -345,6 +345,9 @@ class Operations:
 
     def request_return(self, o: OrderState, status: str = "RETURN_REQUESTED") -> OrderState:
         """The customer asks to return (or the return moves on: IN_PROGRESS, RETURNED...)."""
+        known = ("NO_RETURN", "RETURN_REQUESTED", "IN_PROGRESS", "INSPECTION_COMPLETE", "RETURNED", "RETURN_FAILED")
+        if status not in known:
+            raise OpError(f"unknown return status {status!r}; known: {', '.join(known)}")
         o.return_status = status
         self.world.touch(o)
         return o

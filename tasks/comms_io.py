@@ -63,3 +63,25 @@ def open_returns(order_ids: list[int]) -> dict[int, int]:
         for i in range(0, len(order_ids), 50):
             out.update(shopify.open_returns(order_ids[i:i + 50]))
     return out
+
+
+@task(retries=3, retry_delay_seconds=2)
+def late_parcel_candidates(database_url: str, shipped_before: datetime, limit: int) -> dict[str, Any]:
+    """Undelivered parcels that left before `shipped_before`, the messages already sent for them,
+    and their orders' snapshots."""
+    from sqlmodel import select
+
+    from tasks.db.engine import session
+    from tasks.db.models import Effect
+
+    parcels = comms_store.undelivered_parcels(database_url, shipped_before, limit)
+    keys = [f"msg:{p.order_id}:delay_notice:{p.fulfillment_id}" for p in parcels]
+    with session(database_url) as s:
+        sent = set(s.exec(select(Effect.effect_key).where(Effect.effect_key.in_(keys))).all()) if keys else set()
+    snaps = comms_store.order_snapshots(database_url, [p.order_id for p in parcels])
+    return {"parcels": [{"fulfillment_id": p.fulfillment_id, "order_id": p.order_id, "stage": p.stage,
+                         "updated_at": p.updated_at, "shipped_at": p.shipped_at, "tracking_number": p.tracking_number,
+                         "lines": p.lines} for p in parcels
+                        if f"msg:{p.order_id}:delay_notice:{p.fulfillment_id}" not in sent],
+            "snapshots": {oid: snap for oid, (snap, _s) in snaps.items()},
+            "stages": {oid: st for oid, (_snap, st) in snaps.items()}}

@@ -123,3 +123,20 @@ def test_followup_is_suppressed_while_a_ticket_return_or_cancellation_is_open():
         assert not d.send and f"1 open {kind}" in d.reasons[0]
     assert not decide_followup(order("delivered", tags="ac:manual"), {}, POLICY).send
 
+
+
+def test_a_parcel_past_its_promised_day_is_late_by_shipping_method_and_market_day():
+    from domain.communication import Parcel, late_parcel_event, promised_by
+
+    shipped = datetime(2026, 11, 27, 20, tzinfo=timezone.utc)  # Friday 15:00 in New York
+    assert str(promised_by(shipped, "standard", POLICY, "US")) == "2026-12-04"  # five business days
+    assert str(promised_by(shipped, "express", POLICY, "US")) == "2026-12-01"
+    assert str(promised_by(shipped, "pigeon", POLICY, "US")) == "2026-12-04"  # "*"
+    p = Parcel(55, 7, "in_transit", shipped)
+    on_the_day = datetime(2026, 12, 5, 4, 59, tzinfo=timezone.utc)  # 23:59 on the 4th in New York
+    assert late_parcel_event(p, shipped, "standard", "US", POLICY, on_the_day) is None
+    ev = late_parcel_event(p, shipped, "standard", "US", POLICY, datetime(2026, 12, 5, 5, 1, tzinfo=timezone.utc))
+    assert (ev.event, ev.ref, ev.detail["promise_passed"]) == ("delayed", "55", True)
+    assert decide_message(ev, order("in_transit"), POLICY, NOW).effect_key == "msg:7:delay_notice:55"
+    delivered = Parcel(55, 7, "delivered", shipped)
+    assert late_parcel_event(delivered, shipped, "standard", "US", POLICY, datetime(2027, 1, 1, tzinfo=timezone.utc)) is None

@@ -293,3 +293,26 @@ def test_a_thousand_orders_through_their_life_get_each_message_once(world):
                                    "shipped": 1000, "out_for_delivery": 1000, "delivered": 1000,
                                    "post_delivery_followup": 1000})
     assert sandbox.sender.stats.duplicates_sent > 0  # the intake saw repeated deliveries
+
+
+def test_a_parcel_past_its_promised_date_gets_one_delay_notice_and_a_carrier_delay_no_second(world):
+    from flows.customer_messages import customer_messages
+
+    sandbox, url, _ = world
+    late, delayed, fine = (place(sandbox, f"{n}@example.com") for n in ("late", "delayed", "fine"))
+    drain(sandbox)
+    tracking = {}
+    for o in (late, delayed, fine):
+        release(sandbox, o)
+        tracking[o.id] = ship(sandbox, o)
+    carrier(sandbox, tracking[delayed.id], "delayed")  # the carrier says so first
+    carrier(sandbox, tracking[fine.id], "delivered")
+    drain(sandbox)
+    assert templates_to(sandbox, "delayed@example.com")[-1] == "delay_notice"
+    assert customer_messages(now=datetime.now(timezone.utc) + timedelta(days=2))["delay_notices"] == 0
+    assert customer_messages(now=datetime.now(timezone.utc) + timedelta(days=10))["delay_notices"] == 1
+    assert customer_messages(now=datetime.now(timezone.utc) + timedelta(days=11))["delay_notices"] == 0
+    # released and shipped within one drain: `fulfillment_started` no longer matched and was not sent
+    assert templates_to(sandbox, "late@example.com") == ["order_confirmation", "shipped", "delay_notice"]
+    assert templates_to(sandbox, "delayed@example.com").count("delay_notice") == 1
+    assert "delay_notice" not in templates_to(sandbox, "fine@example.com")

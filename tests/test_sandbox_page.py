@@ -49,3 +49,23 @@ def test_sandbox_page_shows_live_orders_with_stage_holds_and_tags(tmp_path):
     assert rows[names[held]][6] == "1:email"
     assert rows[names[shipped]][2] == "shipped"
     assert shot.stat().st_size > 10_000  # a real rendered page, not an empty canvas
+
+
+def test_sandbox_order_actions_over_http_capture_return_and_open_scheduled():
+    from tests.sandbox_fixtures import place, served_sandbox
+
+    with served_sandbox() as s:
+        pending = place(s.sandbox, gateway="manual")
+        pre = place(s.sandbox, order_type="preorder")
+        assert s.http.post(f"{s.url}/sandbox/orders/{pending}/capture").status_code == 200
+        assert s.sandbox.world.orders[pending].financial_status == "PAID"
+        again = s.http.post(f"{s.url}/sandbox/orders/{pending}/capture")
+        assert again.status_code == 409 and "no pending payment" in again.json()["error"]
+        bad = s.http.post(f"{s.url}/sandbox/orders/{pending}/return", json={"status": "LOST"})
+        assert bad.status_code == 409 and "unknown return status" in bad.json()["error"]
+        assert s.http.post(f"{s.url}/sandbox/orders/{pending}/return", json={}).status_code == 200
+        assert s.shopify.open_returns([pending, pre]) == {pending: 1}
+        assert [fo.status for fo in s.sandbox.world.orders[pre].fulfillment_orders] == ["SCHEDULED"]
+        assert s.http.post(f"{s.url}/sandbox/orders/{pre}/open-scheduled").status_code == 200
+        assert [fo.status for fo in s.sandbox.world.orders[pre].fulfillment_orders] == ["OPEN"]
+        assert s.http.post(f"{s.url}/sandbox/orders/999/capture").status_code == 404

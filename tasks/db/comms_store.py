@@ -95,6 +95,17 @@ def due_followups(url: str, now: datetime, limit: int) -> list[int]:
     return list(rows)
 
 
+def undelivered_parcels(url: str, shipped_before: datetime, limit: int) -> list[Parcel]:
+    """Parcels still with the carrier that left before `shipped_before` (candidates for a passed promise)."""
+    with session(url) as s:
+        rows = s.exec(select(Parcel).where(Parcel.stage.in_(["shipped", "in_transit", "out_for_delivery"]),
+                                           Parcel.shipped_at.is_not(None), Parcel.shipped_at < shipped_before)
+                      .order_by(Parcel.shipped_at).limit(limit)).all()
+    for p in rows:
+        p.updated_at, p.shipped_at = as_utc(p.updated_at), as_utc(p.shipped_at)
+    return list(rows)
+
+
 def open_items(url: str, order_ids: list[int]) -> dict[int, dict[str, int]]:
     """Per order: open tickets and open cancellation requests (returns are read from Shopify)."""
     out: dict[int, dict[str, int]] = {oid: {"ticket": 0, "cancellation": 0} for oid in order_ids}

@@ -154,10 +154,11 @@ class Parcel(SQLModel, table=True):
     __tablename__ = "parcels"
     fulfillment_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     order_id: int = Field(sa_column=Column(BigInteger, index=True, nullable=False))
-    stage: str
+    stage: str = Field(index=True)
     tracking_number: Optional[str] = None
     lines: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     updated_at: datetime = _ts(nullable=False)
+    shipped_at: Optional[datetime] = _ts(nullable=True)  # first seen with the carrier
 
 
 class OrderComms(SQLModel, table=True):
