@@ -10,7 +10,9 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import queue
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,6 +59,11 @@ class ThreePL:
         self.auto_minutes = auto_minutes or {}  # e.g. {"received": 15, "picking": 20, "packed": 30}
         self.pushes: list[dict[str, Any]] = []
         self._http = httpx.Client(timeout=5.0) if push_url else None
+        self._queue: queue.Queue = queue.Queue()
+        self._push_lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self._unsent = 0
+        self.dropped_pushes = 0
 
     def _now(self) -> str:
         return iso(self.world.clock.now())
@@ -73,15 +80,49 @@ class ThreePL:
         self._push(w, what)
 
     def _push(self, w: WarehouseOrder, what: str) -> None:
+        """Queue a signed status push; one worker sends them in order, retrying failures (a 3PL's
+        webhooks retry too), so a receiver that is briefly down or busy loses nothing."""
         body = {"event": what, "order": self.view(w)}
         self.pushes.append(body)
         if self._http and self.push_url:
-            raw = json.dumps(body).encode()
-            try:
-                self._http.post(self.push_url, content=raw, headers={"Content-Type": "application/json",
-                                                                      "X-3PL-Signature": sign(self.secret, raw)})
-            except httpx.HTTPError as exc:  # aftercart polls too; a lost push is not lost state
-                log.warning("3PL push to %s failed: %s", self.push_url, exc)
+            with self._push_lock:
+                self._unsent += 1
+                if self._worker is None:
+                    self._worker = threading.Thread(target=self._send_pushes, daemon=True, name="3pl-push")
+                    self._worker.start()
+            self._queue.put(json.dumps(body).encode())
+
+    def _send_pushes(self) -> None:
+        while True:
+            raw = self._queue.get()
+            if raw is None:
+                return
+            for attempt, pause in enumerate((0.2, 0.5, 1, 2, 4, 8, None)):
+                try:
+                    r = self._http.post(self.push_url, content=raw, headers={
+                        "Content-Type": "application/json", "X-3PL-Signature": sign(self.secret, raw)})
+                    if r.status_code < 500:
+                        break
+                    why = f"HTTP {r.status_code}"
+                except httpx.HTTPError as exc:
+                    why = str(exc)
+                if pause is None:
+                    log.warning("3PL push to %s dropped after %s attempts: %s", self.push_url, attempt + 1, why)
+                    self.dropped_pushes += 1
+                    break
+                time.sleep(pause)
+            with self._push_lock:
+                self._unsent -= 1
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Block until every queued push was sent (or dropped)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._push_lock:
+                if self._unsent == 0:
+                    return True
+            time.sleep(0.02)
+        return False
 
     def view(self, w: WarehouseOrder) -> dict[str, Any]:
         out = asdict(w)
@@ -186,6 +227,10 @@ class ThreePL:
         return [w for w in self.orders.values() if since is None or w.updated_at > since]
 
     def close(self) -> None:
+        if self._worker is not None:
+            self.wait_idle(10)
+            self._queue.put(None)
+            self._worker.join(5)
         if self._http:
             self._http.close()
 

@@ -41,8 +41,15 @@ def world(aftercart_env, monkeypatch):
         threepl_push_url=f"{intake}/webhooks/3pl", threepl_secret="3pl-k",
         store_email="orders@sandbox.test", inbound_email_url=f"{intake}/inbound/email", inbound_email_secret="in-k"))
     sandbox.ops.cancel_delay = 0.02
+    from config.policy_loader import load_policy
+    from intake.self_serve import SelfServe
+
+    policy = load_policy()
+    self_serve = SelfServe("sandbox-link-secret", lambda: policy, lambda *a: None)  # pages only: nothing starts
+    monkeypatch.setenv("AFTERCART_PUBLIC_URL", intake)
     with serve_app(create_sandbox(sandbox)) as sandbox_url, serve_app(create_intake(
-            aftercart_env, SECRET, emit=None, threepl_secret="3pl-k", inbound_secret="in-k"), port=intake_port):
+            aftercart_env, SECRET, emit=None, threepl_secret="3pl-k", inbound_secret="in-k", self_serve=self_serve),
+            port=intake_port):
         monkeypatch.setenv("AFTERCART_SHOPIFY_ADMIN_URL", f"{sandbox_url}/admin/api/2026-10/graphql.json")
         monkeypatch.setenv("AFTERCART_SHOPIFY_ACCESS_TOKEN", "tok")
         monkeypatch.setenv("AFTERCART_SMTP_PORT", str(smtp))
@@ -53,7 +60,7 @@ def world(aftercart_env, monkeypatch):
 def drain(sandbox) -> dict:
     from flows.intake_drain import drain_inbox
 
-    assert sandbox.sender.wait_idle(60)
+    assert sandbox.sender.wait_idle(60) and sandbox.threepl.wait_idle(60)
     return drain_inbox(batch_size=500)
 
 
@@ -172,6 +179,21 @@ def test_a_reply_becomes_a_ticket_on_its_order_and_an_open_ticket_suppresses_the
     with session(url) as s:
         why = s.exec(select(OrderComms).where(OrderComms.order_id == o.id)).one().followup_reason
     assert "1 open ticket" in why
+    # the daily report: which message customers still answered with a ticket, and link opens against tickets
+    import httpx
+
+    from tasks.db.comms_store import message_metrics
+
+    confirmation = sandbox.mailbox.find(to="sam@example.com", header=("X-Aftercart-Template", "order_confirmation"))[0]
+    cancel = next(w for w in confirmation.text.split() if "/cancel/" in w)
+    assert cancel.startswith("http://127.0.0.1:") and httpx.get(cancel, timeout=10).status_code == 200  # counted
+    assert httpx.get(cancel.replace("?t=", "?t=forged"), timeout=10).status_code == 404  # not counted
+    m = message_metrics(url, datetime.now(timezone.utc) - timedelta(days=1))
+    rows = {r["template"]: r for r in m["by_template"]}
+    assert rows["delivered"]["sent"] == 2 and rows["delivered"]["orders_with_ticket_within_48h"] == 1
+    assert rows["delivered"]["ticket_rate"] == 0.5 and rows["post_delivery_followup"]["sent"] == 1
+    assert {r["request_type"]: (r["self_serve_link_opens"], r["tickets"]) for r in m["self_serve_vs_tickets"]} == {
+        "cancel_order": (1, 0), "untriaged": (0, 1)}
 
 
 def test_an_open_return_suppresses_the_follow_up(world):

@@ -137,3 +137,13 @@ def test_first_message_answers_what_when_and_how_to_change_before_anything_else(
                           m.text.index("Change the address or the order"))
     assert what < when < change
     assert "November 30, 2026" in m.text  # two business days after Thursday 26 November: Friday, Monday
+
+
+@pytest.mark.parametrize("template", SOP1)
+def test_a_customers_name_or_item_with_markup_never_renders_as_html(template):
+    ctx = _sop1_context(template, "standard", "en")
+    ctx["customer_name"] = "<script>alert(1)</script>"
+    ctx["items"] = [{"title": "<img src=x onerror=alert(2)>", "quantity": 1, "price": "5.00"}]
+    m = render(template, "en", ctx)
+    assert "<script>" not in m.html and "<img" not in m.html
+    assert "&lt;script&gt;" in m.html

@@ -200,3 +200,31 @@ def test_slow_replies_are_slow_but_answered():
         t0 = time.monotonic()
         assert s.shopify.order(oid)["name"].startswith("#")
         assert time.monotonic() - t0 >= 0.3
+
+
+def test_threepl_pushes_are_retried_in_order_when_the_receiver_is_briefly_down():
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from sandbox.app import Sandbox, SandboxConfig
+
+    got, calls = [], []
+
+    async def receive(request):
+        calls.append(1)
+        if len(calls) <= 2:  # busy (a locked database), then fine
+            return JSONResponse({"error": "busy"}, status_code=503)
+        got.append(json.loads(await request.body())["event"])
+        return JSONResponse({})
+
+    with serve_app(Starlette(routes=[Route("/3pl", receive, methods=["POST"])])) as hook:
+        sb = Sandbox(SandboxConfig(threepl_push_url=f"{hook}/3pl"))
+        try:
+            oid = place(sb)
+            sb.threepl.receive({"order_id": oid, "lines": [{"sku": "MUG", "quantity": 1}]})
+            sb.threepl.advance(oid, "picking")
+            assert sb.threepl.wait_idle(20)
+        finally:
+            sb.close()
+    assert got == ["received", "picking"] and len(calls) == 4 and sb.threepl.dropped_pushes == 0

@@ -25,7 +25,7 @@ NAMES = {"intake-drain", "reconciliation", "approval-deadline-sweep", "sop-metri
 def test_up_serves_every_deployment_and_sandbox_orders_produce_runs(tmp_path):
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AFTERCART_"))}
-    ports = {k: free_port() for k in ("PREFECT", "SANDBOX", "INTAKE")}
+    ports = {k: free_port() for k in ("PREFECT", "SANDBOX", "INTAKE", "SMTP")}
     env.update({f"AFTERCART_{k}_PORT": str(v) for k, v in ports.items()})
     env.update(AFTERCART_DATA_DIR=str(data), PREFECT_SERVER_ANALYTICS_ENABLED="false")
     exe = Path(sys.executable).parent / "aftercart"
@@ -72,10 +72,16 @@ def test_up_serves_every_deployment_and_sandbox_orders_produce_runs(tmp_path):
             return [r for r in runs if r["state_type"] == state]
 
         wait_for(lambda: review_run("PAUSED"), 120, "the address-review run to suspend for the customer")
-        mail = wait_for(lambda: httpx.get(f"{sandbox}/mailbox/messages", params={"to": "e2e-address@example.com"},
-                                          timeout=10).json()["messages"], 30, "the confirmation request")
-        assert mail[0]["subject"].startswith("Merci de confirmer")
-        link = next(w for w in mail[0]["text"].split() if "/address/" in w)
+        def mails(template):
+            got = httpx.get(f"{sandbox}/mailbox/messages", params={"to": "e2e-address@example.com"}, timeout=10)
+            return [m for m in got.json()["messages"] if m["headers"].get("X-Aftercart-Template") == template]
+
+        ask = wait_for(lambda: mails("address_confirm_request"), 30, "the confirmation request")[0]
+        assert ask["subject"].startswith("Merci de confirmer")
+        # SOP 1 on the same order: the order confirmation, in French, with the self-serve links
+        confirmation = wait_for(lambda: mails("order_confirmation"), 30, "the order confirmation")[0]
+        assert confirmation["subject"].startswith("La commande") and "/cancel/" in confirmation["text"]
+        link = next(w for w in ask["text"].split() if "/address/" in w)
         fixed = httpx.post(link, timeout=10, data={"name": "Lea Martin", "address1": "405 Lexington Ave",
                                                    "address2": "Suite 2100", "city": "New York",
                                                    "province_code": "NY", "zip": "10174"})
@@ -84,6 +90,27 @@ def test_up_serves_every_deployment_and_sandbox_orders_produce_runs(tmp_path):
         order = next(o for o in httpx.get(f"{sandbox}/sandbox/orders.json", timeout=10).json()["orders"]
                      if o["id"] == placed["id"])
         assert "ac:edited:address" in order["tags"] and "ac:hold:address" not in order["tags"]
+        # the warehouse takes the order: its signed push reaches the intake, the drain sends fulfillment_started
+        assert httpx.post(f"{sandbox}/3pl/orders", timeout=10, json={
+            "order_id": placed["id"], "lines": [{"sku": "MUG", "quantity": 1}]}).status_code == 200
+        started = wait_for(lambda: mails("fulfillment_started"), 120, "fulfillment_started after the 3PL push")[0]
+        assert started["subject"].startswith("La commande")
+        # the customer replies to it by mail: the sandbox mailbox forwards it, it becomes a ticket on the order
+        import smtplib
+        from email.message import EmailMessage
+
+        reply = EmailMessage()
+        reply["From"], reply["To"], reply["Subject"] = "e2e-address@example.com", "orders@sandbox.test", "Re: commande"
+        reply["Message-ID"], reply["In-Reply-To"] = "<e2e-reply@example.com>", started["headers"]["Message-ID"]
+        reply.set_content("Pouvez-vous livrer avant Noël ?")
+        with smtplib.SMTP("127.0.0.1", ports["SMTP"]) as smtp:
+            smtp.send_message(reply)
+
+        def ticket():
+            with sqlite3.connect(data / "aftercart.db") as c:
+                return c.execute("select order_id, reply_to_template from tickets").fetchall()
+
+        assert wait_for(ticket, 30, "the reply to become a ticket") == [(placed["id"], "fulfillment_started")]
         status = subprocess.run([str(exe), "status"], cwd=ROOT, env=env, capture_output=True, text=True)
         assert status.returncode == 0, status.stdout
     finally:

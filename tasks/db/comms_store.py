@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from tasks.db.engine import session
@@ -134,14 +135,20 @@ def message_for_reply(url: str, message_ids: list[str]) -> Message | None:
 def add_ticket(url: str, ticket: Ticket) -> tuple[Ticket, bool]:
     """Insert a ticket once per external id (a provider retrying the same mail adds nothing).
     Returns (ticket, created)."""
+    def existing() -> Ticket | None:
+        with session(url) as s:
+            return s.exec(select(Ticket).where(Ticket.external_id == ticket.external_id,
+                                               Ticket.channel == ticket.channel)).first() if ticket.external_id else None
+
+    if (found := existing()) is not None:
+        return found, False
     with session(url) as s:
-        if ticket.external_id:
-            existing = s.exec(select(Ticket).where(Ticket.external_id == ticket.external_id,
-                                                   Ticket.channel == ticket.channel)).first()
-            if existing is not None:
-                return existing, False
         s.add(ticket)
-        s.flush()
+        try:
+            s.flush()
+        except IntegrityError:  # the same mail, delivered concurrently: the other insert stands
+            s.rollback()
+            return existing(), False
         s.add(AuditLog(actor=f"customer:{ticket.channel}", action="ticket.opened",
                        subject=f"order:{ticket.order_id}" if ticket.order_id else f"ticket:{ticket.id}",
                        detail={"ticket": ticket.id, "reply_to": ticket.reply_to_template}))

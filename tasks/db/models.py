@@ -133,6 +133,7 @@ class Message(SQLModel, table=True):
 
 class Ticket(SQLModel, table=True):
     __tablename__ = "tickets"
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_tickets_channel_external_id"),)
     id: Optional[int] = Field(default=None, primary_key=True)
     external_id: Optional[str] = Field(default=None, index=True)
     channel: str
