@@ -216,8 +216,8 @@ def test_split_shipment_preorder_gift_and_manual_orders(world):
     split = place(sandbox, "split@example.com", line_items=[
         {"sku": "MUG-BLUE", "quantity": 1, "price": "18.00"},
         {"sku": "VASE-L", "quantity": 1, "price": "45.00", "preorder": True}], ships_on="2026-12-10")
-    gift = place(sandbox, "gift@example.com", order_type="gift")
-    manual = place(sandbox, "vip@example.com", tags=["ac:manual"])
+    place(sandbox, "gift@example.com", order_type="gift")
+    place(sandbox, "vip@example.com", tags=["ac:manual"])
     pending = place(sandbox, "late@example.com", gateway="manual")
     drain(sandbox)
     with sandbox.world.lock:
