@@ -9,6 +9,7 @@ new work) -> order snapshot (an older payload never moves the order back) -> eve
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -86,7 +87,15 @@ def create_app(database_url: str, webhook_secret: str, emit: Emit | None, max_bo
                inbound_secret: str | None = None) -> Starlette:
     debounce = Debouncer(pending_interval)
 
+    # SQLite takes one writer at a time and makes the others sleep in its busy handler (up to 100 ms
+    # a try): the intake's threads queue for the store here instead, in order, without sleeping
+    write_lock = threading.Lock() if database_url.startswith("sqlite") else contextlib.nullcontext()
+
     def _persist(headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        with write_lock:
+            return _persist_unlocked(headers, body)
+
+    def _persist_unlocked(headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         shop = headers.get("x-shopify-shop-domain", "")
         topic = headers.get("x-shopify-topic", "")
         webhook_id = headers.get("x-shopify-webhook-id", "")

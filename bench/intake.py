@@ -1,0 +1,163 @@
+"""Benchmark: the webhook intake under a fixed rate of signed deliveries.
+
+    python bench/intake.py [--rate 500] [--seconds 60] [--duplicates 0.1] [--no-prefect]
+
+Starts a Prefect server (SQLite, temporary directory) and the intake service as `aftercart up`
+runs it (`python -m aftercart.services intake`: SQLite store, a Prefect event per delivery), then a
+load generator on loopback sends Shopify-shaped `orders/create` deliveries, HMAC-signed, at a fixed
+rate, a share of them repeated with the same webhook id (Shopify's retries). It prints accepted/s,
+p50/p99 acknowledgement time, the 5xx count, inbox rows against distinct webhook ids, the Prefect
+server's "queue is full" warnings (dropped events), and the machine's core count.
+Goals (issue 11): >= 500 deliveries/s, p99 < 100 ms, zero 5xx, inbox rows = distinct ids.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SECRET = "bench-webhook-secret"
+
+
+def delivery(i: int) -> tuple[str, bytes]:
+    """A realistic orders/create body (the sandbox's REST shape), unique per i."""
+    oid = 7_000_000_000 + i
+    body = {
+        "id": oid, "admin_graphql_api_id": f"gid://shopify/Order/{oid}", "name": f"#{100000 + i}",
+        "email": f"c{i}@example.com", "created_at": "2026-11-27T09:00:00-05:00",
+        "updated_at": f"2026-11-27T09:{i // 60 % 60:02d}:{i % 60:02d}-05:00", "customer_locale": "en",
+        "tags": "", "currency": "USD", "total_price": "40.00", "financial_status": "paid", "fulfillment_status": None,
+        "shipping_address": {"name": "Dana Wu", "address1": "405 Lexington Ave", "address2": "", "city": "New York",
+                             "province_code": "NY", "zip": "10174", "country_code": "US"},
+        "line_items": [{"id": oid + 1, "sku": "MUG", "title": "Mug", "quantity": 2, "price": "18.00"}],
+        "shipping_lines": [{"code": "standard", "title": "Standard", "price": "4.00"}],
+        "note_attributes": [{"name": "order_type", "value": "standard"}],
+    }
+    return f"bench-{i}", json.dumps(body).encode()
+
+
+async def load(url: str, rate: float, seconds: float, dup_share: float, seed: int = 7) -> dict:
+    from intake.hmac_sign import sign
+
+    rnd = random.Random(seed)
+    total = int(rate * seconds)
+    plan, sent = [], []
+    for n in range(total):
+        if sent and rnd.random() < dup_share:
+            plan.append(rnd.choice(sent))  # a retry: the same webhook id and body
+        else:
+            plan.append(delivery(n))
+            sent.append(plan[-1])
+    latencies, statuses = [], []
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(timeout=10, limits=limits) as client:
+        async def one(webhook_id: str, body: bytes) -> None:
+            headers = {"X-Shopify-Topic": "orders/create", "X-Shopify-Shop-Domain": "bench.myshopify.com",
+                       "X-Shopify-Webhook-Id": webhook_id, "X-Shopify-Hmac-Sha256": sign(SECRET, body),
+                       "X-Shopify-Api-Version": "2026-10", "Content-Type": "application/json"}
+            t = time.perf_counter()
+            try:
+                r = await client.post(url, content=body, headers=headers)
+                statuses.append(r.status_code)
+            except httpx.HTTPError:
+                statuses.append(0)
+            latencies.append(time.perf_counter() - t)
+
+        start = time.perf_counter()
+        tasks = []
+        for n, (wid, body) in enumerate(plan):
+            delay = start + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(wid, body)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    return {"latencies": latencies, "statuses": statuses, "elapsed": elapsed, "distinct": len(sent),
+            "sent": total}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rate", type=float, default=500.0, help="deliveries per second")
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--duplicates", type=float, default=0.10, help="share of deliveries repeated (same webhook id)")
+    ap.add_argument("--no-prefect", action="store_true", help="intake without Prefect events (isolates the store)")
+    args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    from tests.helpers import free_port, wait_for as wait
+
+    tmp = Path(tempfile.mkdtemp(prefix="aftercart-bench-intake-"))
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AFTERCART_"))}
+    procs: list[subprocess.Popen] = []
+    server_log = tmp / "server.log"
+    try:
+        env = dict(base, PREFECT_SERVER_ANALYTICS_ENABLED="false", AFTERCART_DATA_DIR=str(tmp),
+                   AFTERCART_WEBHOOK_SECRET=SECRET)
+        if not args.no_prefect:
+            port = free_port()
+            api = f"http://127.0.0.1:{port}/api"
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                env=dict(base, PREFECT_HOME=str(tmp / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false"),
+                stdout=open(server_log, "w"), stderr=subprocess.STDOUT))
+            wait(lambda: httpx.get(f"{api}/health").status_code == 200, 120, "the Prefect server")
+            env["PREFECT_API_URL"] = api
+        intake_port = free_port()
+        env["AFTERCART_INTAKE_PORT"] = str(intake_port)
+        if args.no_prefect:  # the same app, events off
+            code = ("import uvicorn; from config.settings import load_settings; from intake.app import create_app; "
+                    "from tasks.db.engine import migrate; s = load_settings(); u = s.resolved_database_url(); "
+                    "migrate(u); uvicorn.run(create_app(u, s.webhook_secret.get_secret_value(), None), "
+                    f"host='127.0.0.1', port={intake_port}, log_level='warning')")
+            cmd = [sys.executable, "-c", code]
+        else:
+            cmd = [sys.executable, "-m", "aftercart.services", "intake"]
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(tmp / "intake.log", "w"),
+                                      stderr=subprocess.STDOUT))
+        url = f"http://127.0.0.1:{intake_port}"
+        wait(lambda: httpx.get(f"{url}/health").status_code == 200, 60, "the intake service")
+        print(f"cores: {os.cpu_count()}; intake on SQLite ({tmp / 'aftercart.db'}); Prefect events "
+              f"{'off' if args.no_prefect else 'on'}; {args.rate:g} deliveries/s for {args.seconds:g} s, "
+              f"{args.duplicates:.0%} repeated", flush=True)
+        r = asyncio.run(load(f"{url}/webhooks/shopify", args.rate, args.seconds, args.duplicates))
+        lat = sorted(r["latencies"])
+        ok = sum(1 for s in r["statuses"] if s == 200)
+        five = sum(1 for s in r["statuses"] if s >= 500 or s == 0)
+        with sqlite3.connect(tmp / "aftercart.db") as c:
+            rows = c.execute("select count(*), count(distinct webhook_id) from webhook_inbox").fetchone()
+        drops = server_log.read_text(errors="replace").lower().count("queue is full") if server_log.exists() else 0
+        print(f"sent            {r['sent']} in {r['elapsed']:.1f} s ({r['sent'] / r['elapsed']:.0f}/s offered)")
+        print(f"accepted/s      {ok / r['elapsed']:.0f}  ({ok} answered 200)")
+        print(f"ack p50 / p99   {statistics.median(lat) * 1000:.1f} ms / {lat[int(0.99 * (len(lat) - 1))] * 1000:.1f} ms"
+              f"  (max {lat[-1] * 1000:.0f} ms)")
+        print(f"5xx or no reply {five}")
+        print(f"inbox rows      {rows[0]} for {r['distinct']} distinct webhook ids ({rows[1]} distinct stored)")
+        print(f"Prefect 'queue is full' warnings: {drops}")
+    finally:
+        for p in reversed(procs):
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+if __name__ == "__main__":
+    main()
