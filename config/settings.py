@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     )
     shopify_api_version: str = "2026-10"
     shopify_access_token: SecretStr = SecretStr("sandbox-token")
+    shopify_max_attempts: int = Field(default=8, ge=1, le=20, description="tries per Admin API call (THROTTLED, "
+                                      "429 and 5xx are retried with capped backoff)")
+    threepl_max_attempts: int = Field(default=5, ge=1, le=20, description="tries per 3PL or helpdesk call")
     webhook_secret: SecretStr = SecretStr("sandbox-webhook-secret")
     link_secret: SecretStr = Field(default=SecretStr("sandbox-link-secret"),
                                    description="signs the self-serve links sent to customers")
@@ -37,6 +40,7 @@ class Settings(BaseSettings):
 
     # 3PL and mail (the sandbox's by default)
     threepl_url: str | None = Field(default=None, description="3PL REST base URL; default the sandbox")
+    helpdesk_url: str | None = Field(default=None, description="helpdesk REST base URL; default the sandbox")
     threepl_push_secret: SecretStr = Field(default=SecretStr("sandbox-3pl-secret"),
                                            description="verifies the 3PL's status pushes (X-3PL-Signature)")
     inbound_email_secret: SecretStr = Field(default=SecretStr("sandbox-inbound-secret"), description="verifies "
@@ -76,6 +80,9 @@ class Settings(BaseSettings):
 
     def threepl_base_url(self) -> str:
         return self.threepl_url or self.sandbox_url()
+
+    def helpdesk_base_url(self) -> str:
+        return self.helpdesk_url or self.threepl_url or self.sandbox_url()
 
     def graphql_url(self) -> str:
         return self.shopify_admin_url or f"{self.sandbox_url()}/admin/api/{self.shopify_api_version}/graphql.json"

@@ -74,7 +74,8 @@ def threepl_delivery(database_url: str, body: bytes) -> tuple[int, dict[str, Any
         order_id, event = int(order["order_id"]), str(payload["event"])
     except (ValueError, KeyError, TypeError) as exc:
         return 400, {"error": f"a 3PL push is {{event, order: {{order_id, status, version}}}} ({exc})"}
-    webhook_id = f"3pl:{order_id}:{event}:{order.get('version')}:{order.get('updated_at')}"
+    # the 3PL's event id (the sync recognises pushes it already has by it); else what identifies it
+    webhook_id = "3pl:" + str(payload.get("event_id") or f"{order_id}:{event}:{order.get('version')}:{order.get('updated_at')}")
     res = store.add_delivery(database_url, shop="3pl", webhook_id=webhook_id, topic=f"3pl/{event}",
                              status="accepted", order_id=order_id, body=body.decode("utf-8", errors="replace"))
     return 200, {"status": "duplicate" if res.duplicate else "accepted", "id": res.id}

@@ -19,7 +19,7 @@ Routes
   GET  /mailbox/messages                   every message the SMTP mailbox received (?to=)
   POST /helpdesk/tickets                   helpdesk: a customer writes in ({channel, customer, text, order?})
   GET  /helpdesk/tickets                   helpdesk: every ticket (?order= name)
-  POST /helpdesk/tickets/<id>/tags         helpdesk: add signal tags ({"tags": [...]})
+  POST /helpdesk/tickets/<id>/tags         helpdesk: signal tags ({"add": [...], "remove": [...]}; "tags" adds)
   GET  /                                   the read-only sandbox page
   GET  /health
 """
@@ -365,7 +365,8 @@ def create_app(sandbox: Sandbox) -> Starlette:
             t = next((x for x in sandbox.tickets if x["id"] == tid), None)
             if t is None:
                 raise ThreePLError(404, f"ticket {tid} does not exist")
-            t["tags"] = sorted(set(t["tags"]) | {str(x) for x in body.get("tags") or []})
+            add = {str(x) for x in (body.get("tags") or []) + (body.get("add") or [])}
+            t["tags"] = sorted((set(t["tags"]) | add) - {str(x) for x in body.get("remove") or []})
         return t
 
     async def tickets(request: Request) -> JSONResponse:

@@ -76,13 +76,16 @@ class ThreePL:
 
     def _log(self, w: WarehouseOrder, what: str, **detail) -> None:
         w.updated_at = self._now()
-        w.history.append({"at": w.updated_at, "what": what, **detail})
+        # one id per event: the push carries it and the history keeps it, so a receiver that
+        # missed a push and polls later recognises what it already has
+        w.history.append({"at": w.updated_at, "what": what, "event_id": f"{w.order_id}:{len(w.history) + 1}",
+                          "status": w.status, "version": w.version, **detail})
         self._push(w, what)
 
     def _push(self, w: WarehouseOrder, what: str) -> None:
         """Queue a signed status push; one worker sends them in order, retrying failures (a 3PL's
         webhooks retry too), so a receiver that is briefly down or busy loses nothing."""
-        body = {"event": what, "order": self.view(w)}
+        body = {"event": what, "event_id": w.history[-1]["event_id"], "order": self.view(w)}
         self.pushes.append(body)
         if self._http and self.push_url:
             with self._push_lock:

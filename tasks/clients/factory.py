@@ -8,6 +8,7 @@ from typing import Iterator
 import httpx
 
 from config.settings import Settings
+from tasks.clients.helpdesk import HelpdeskClient
 from tasks.clients.mailer import Mailer
 from tasks.clients.shopify import ShopifyClient
 from tasks.clients.threepl import ThreePLClient
@@ -17,13 +18,14 @@ from tasks.clients.verifier import AddressVerifier
 @contextmanager
 def shopify_client(settings: Settings) -> Iterator[ShopifyClient]:
     with httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)) as http:
-        yield ShopifyClient(http, settings.graphql_url(), settings.shopify_access_token.get_secret_value())
+        yield ShopifyClient(http, settings.graphql_url(), settings.shopify_access_token.get_secret_value(),
+                            max_attempts=settings.shopify_max_attempts)
 
 
 @contextmanager
 def threepl_client(settings: Settings) -> Iterator[ThreePLClient]:
     with httpx.Client(timeout=httpx.Timeout(15.0, connect=5.0)) as http:
-        yield ThreePLClient(http, settings.threepl_base_url())
+        yield ThreePLClient(http, settings.threepl_base_url(), max_attempts=settings.threepl_max_attempts)
 
 
 @contextmanager
@@ -40,3 +42,9 @@ def mailer(settings: Settings) -> Mailer:
     password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
     return Mailer(settings.smtp_host, settings.smtp_port, settings.mail_from, settings.smtp_username, password,
                   settings.smtp_starttls)
+
+
+@contextmanager
+def helpdesk_client(settings: Settings) -> Iterator[HelpdeskClient]:
+    with httpx.Client(timeout=httpx.Timeout(15.0, connect=5.0)) as http:
+        yield HelpdeskClient(http, settings.helpdesk_base_url(), max_attempts=settings.threepl_max_attempts)
