@@ -11,7 +11,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flows.runtime import runtime
-from tasks.metrics import gather_address_metrics, gather_counts, gather_edit_metrics, gather_message_metrics
+from tasks.metrics import (gather_address_metrics, gather_counts, gather_edit_metrics, gather_fulfillment_metrics,
+                           gather_message_metrics)
 
 
 @flow(name="sop-metrics")
@@ -28,6 +29,8 @@ def metrics_report(days: int = 1) -> dict[str, int]:
                           description=f"SOP 4 address validation since {since:%Y-%m-%d %H:%M} UTC")
     create_table_artifact(key="metrics-order-edits", table=gather_edit_metrics(rt.database_url, since),
                           description=f"SOP 2 order modification since {since:%Y-%m-%d %H:%M} UTC")
+    create_table_artifact(key="metrics-fulfillment", table=gather_fulfillment_metrics(rt.database_url, since),
+                          description=f"SOP 7 fulfillment coordination since {since:%Y-%m-%d %H:%M} UTC")
     messages = gather_message_metrics(rt.database_url, since)
     create_table_artifact(key="metrics-messages", table=messages["by_template"] or [{"template": "-", "sent": 0}],
                           description=f"SOP 1 messages sent by template since {since:%Y-%m-%d %H:%M} UTC, and how many "

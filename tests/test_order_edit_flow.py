@@ -128,6 +128,7 @@ def test_at_picking_an_approved_edit_reaches_the_3pl_and_the_hold_goes(world):
     assert result.get("value", result)["outcome"] == "applied"
     w = sb.threepl.orders[oid]
     assert {li["sku"]: li["quantity"] for li in w.lines} == {"MUG": 1, "CAP": 1} and w.version == 2
+    assert w.status == "received" and w.history[-1]["what"] == "new_version"  # the old pick list is superseded
     assert _holds(sb, oid, "ac:hold:approval") == [] and _templates(sb) == ["edit_approved"]
 
 
@@ -192,6 +193,20 @@ def test_bad_requests_are_refused_and_the_order_is_untouched(world, request_, er
     assert edit_store.get_request(url, out["request"]).error == out["error"]
 
 
+def test_an_added_item_that_would_starve_another_open_orders_committed_stock_is_refused(world):
+    s, url = world
+    sb = s.sandbox
+    _p, v = sb.world.ensure_sku("LAMP-1", "40.00")
+    v.available, v.committed = 3, 0
+    other = place(sb, line_items=[{"sku": "LAMP-1", "quantity": 2, "price": "40.00"}])  # commits 2 of 3
+    mine = place(sb)
+    assert (v.available, v.committed) == (1, 2)
+    out = order_edit(mine, {"kind": "add_item", "sku": "LAMP-1", "quantity": 2}, "self_serve")
+    assert out["outcome"] == "refused" and "only 1 of LAMP-1 in stock, 2 asked" in out["error"]
+    assert [li.sku for li in sb.world.orders[mine].line_items] == ["MUG", "CAP"]
+    assert (v.available, v.committed) == (1, 2) and sb.world.orders[other].line_items[0].quantity == 2
+
+
 def test_unknown_and_cancelled_orders_are_refused(world):
     s, url = world
     sb = s.sandbox
@@ -242,6 +257,17 @@ def test_stock_that_went_short_after_an_edit_holds_the_order_and_asks_ops(world)
     resume_waiting_run(c.flow_run_id, {"decision": "approve", "approver": "ops@sandbox.test", "note": "restock due"})
     thread.join(60)
     assert result.get("value", result)["outcome"] == "applied" and _holds(sb, oid, "ac:hold:inventory") == []
+    # SOP 7's daily figures see it: changed before pick, the stock re-check held it, no escalation
+    from datetime import datetime, timedelta, timezone
+
+    from tasks.db.fulfillment_store import fulfillment_metrics
+
+    m = {r["metric"]: r["value"] for r in fulfillment_metrics(url, datetime.now(timezone.utc) - timedelta(hours=1))}
+    assert m["edited orders held before pick"] == "100.0% (1/1)"
+    assert m["stock discrepancy after changes"] == "100.0% (1/1)"
+    assert m["fulfillment delays caused by changes (edits after picking started)"] == "0"
+    assert m["exceptions resolved without escalation"] == "100.0% (2/2)"
+    assert float(m["time to sync an approved change to every system, p50 (s)"]) < 60
 
 
 def test_edit_metrics_count_kinds_approvals_and_self_serve(world):
