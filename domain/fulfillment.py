@@ -122,3 +122,25 @@ def mirror_signals(order_id: int, shopify_tags, warehouse_flags, tickets) -> Sig
         if have != target:
             fixes.append((tid, tuple(sorted(target - have)), tuple(sorted(have - target))))
     return SignalPlan(order_id, tuple(sorted(target)), add, remove, tuple(fixes))
+
+
+# ------------------------------------------------------------------ source of truth by stage
+
+_WAREHOUSE_WORD = {"received": "released", "picking": "picking", "packed": "packed", "shipped": "shipped"}
+
+
+def owner_word(ours: str, warehouse_status: str | None, policy: Policy) -> tuple[str | None, str]:
+    """Where the 3PL's word and ours disagree while the 3PL owns the order (policy
+    `fulfillment.owner_by_stage`), the owner's word wins, even backwards (a new version sends a
+    picking order back to `released`). Returns (the stage to record or None, why)."""
+    theirs = _WAREHOUSE_WORD.get(str(warehouse_status or ""))
+    if theirs is None or theirs == ours or ours in ("cancelled", "returned"):
+        return None, "no disagreement"
+    if ours == "unfulfilled":
+        return None, "not a disagreement: the 3PL's event is on its way through the inbox"
+    owners = policy.fulfillment.owner_by_stage
+    if owners.get(ours) == "carrier" or ours == "shipped":
+        return None, f"we hold {ours} (the carrier's word) over the 3PL's {warehouse_status}"
+    if owners.get(theirs) != "3pl" and theirs != "shipped":
+        return None, f"the 3PL's {warehouse_status} is not its to say"
+    return theirs, f"{ours} -> {theirs}: the 3PL owns the order at {theirs} and says {warehouse_status}"

@@ -24,12 +24,13 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from domain.fulfillment import FulfillmentOrderFacts, ReleaseFacts, decide_release, mirror_signals, signals_of
+from domain.fulfillment import (FulfillmentOrderFacts, ReleaseFacts, decide_release, mirror_signals, owner_word,
+                                signals_of)
 from domain.orders import parse_timestamp
 from flows.runtime import Runtime, runtime
 from tasks.fulfillment_io import (apply_signal_plans, helpdesk_tickets, move_mirror_cursor, orders_to_mirror,
-                                  pull_warehouse, read_for_release, release_candidates, release_to_3pl,
-                                  warehouse_flags)
+                                  our_stages, pull_warehouse, read_for_release, record_owner_word, release_candidates,
+                                  release_to_3pl, warehouse_flags)
 from tasks.inbox import record_decisions
 
 
@@ -127,6 +128,22 @@ def mirror_step(rt: Runtime, pulled: list[dict], log) -> Counter:
     return counts
 
 
+def owner_step(rt: Runtime, views: list[dict]) -> int:
+    """Where our stage and the 3PL's disagree while it owns the order, its word is recorded."""
+    if not views:
+        return 0
+    ours = our_stages(rt.database_url, [v["order_id"] for v in views])
+    changes = []
+    for v in views:
+        if v["order_id"] not in ours:
+            continue
+        stage, why = owner_word(ours[v["order_id"]], v["status"], rt.policy)
+        if stage is not None:
+            changes.append({"order_id": v["order_id"], "ours": ours[v["order_id"]], "theirs": v["status"],
+                            "stage": stage, "why": why})
+    return record_owner_word(rt.database_url, changes) if changes else 0
+
+
 def _run_name() -> str:
     return f"fulfillment-sync {datetime.now(timezone.utc):%Y-%m-%d %H:%M}"
 
@@ -143,12 +160,14 @@ def fulfillment_sync(now: datetime | None = None, chunk: int = 250, max_orders: 
         views, missed = [], 0
     else:
         views, missed = pulled.result()["views"], pulled.result()["missed_events"]
+    reconciled = owner_step(rt, views)
     mirror = mirror_step(rt, views, log)
     create_table_artifact(key="fulfillment-sync", table=rows or [{"order": "-", "decision": "-", "why": "nothing waits"}],
                           description=f"release: {dict(actions)}; 3PL orders changed: {len(views)} ({missed} events the "
-                                      f"pushes had not brought); signals mirrored: {dict(mirror)}; Shopify cost "
+                                      f"pushes had not brought, {reconciled} stages set to the owner's word); signals mirrored: {dict(mirror)}; Shopify cost "
                                       f"{cost:.0f} points")
     log.info("released %s (%s); 3PL changes %s, missed pushes caught %s; signals %s", actions["released"],
              dict(actions), len(views), missed, dict(mirror))
     return {"released": actions["released"], "decisions": dict(actions), "warehouse_changes": len(views),
+            "reconciled": reconciled,
             "missed_events": missed, "signals": dict(mirror), "cost_points": cost}

@@ -139,3 +139,15 @@ def apply_signal_plans(database_url: str, plans: list[dict[str, Any]]) -> dict[s
 def move_mirror_cursor(database_url: str, cursor: datetime | None) -> None:
     if cursor is not None:
         set_cursor(database_url, "fulfillment.mirror", cursor.isoformat())
+
+
+@task(retries=3, retry_delay_seconds=2)
+def our_stages(database_url: str, order_ids: list[int]) -> dict[int, str]:
+    from tasks.db.store import stages_of
+
+    return stages_of(database_url, order_ids)
+
+
+@task(retries=3, retry_delay_seconds=2)
+def record_owner_word(database_url: str, changes: list[dict[str, Any]]) -> int:
+    return fulfillment_store.reconcile_stages(database_url, changes)

@@ -135,3 +135,25 @@ def test_outages_delay_the_sync_but_lose_and_duplicate_nothing(world, monkeypatc
         assert templates_to(sandbox, o.email) == ["order_confirmation", "fulfillment_started"]
     assert sync()["released"] == 0 and sync()["missed_events"] == 0
 
+
+
+def test_a_new_version_during_picking_puts_the_stage_back_by_the_3pls_word_and_records_it(world):
+    from tasks.db.models import AuditLog, Order
+
+    sandbox, url, _ = world
+    o = place(sandbox, "pick@example.com")
+    drain(sandbox)
+    assert sync()["released"] == 1
+    sandbox.threepl.advance(o.id, "picking")
+    drain(sandbox)
+    with session(url) as s:
+        assert s.get(Order, o.id).stage == "picking"
+    sandbox.threepl.receive({"order_id": o.id, "lines": [{"sku": "MUG-BLUE", "quantity": 2}]})  # a new version
+    drain(sandbox)  # the drain never moves a stage back on its own
+    out = sync()
+    assert out["reconciled"] == 1
+    with session(url) as s:
+        assert s.get(Order, o.id).stage == "released"
+        [a] = s.exec(select(AuditLog).where(AuditLog.action == "stage.reconciled")).all()
+    assert (a.detail["ours"], a.detail["theirs"], a.detail["recorded"]) == ("picking", "received", "released")
+    assert sync()["reconciled"] == 0

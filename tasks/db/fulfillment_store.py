@@ -124,3 +124,24 @@ def fulfillment_metrics(url: str, since: datetime) -> list[dict[str, Any]]:
         {"metric": "time to sync an approved change to every system, p50 (s)", "value": q(0.5)},
         {"metric": "time to sync an approved change to every system, p95 (s)", "value": q(0.95)},
     ]
+
+
+def reconcile_stages(url: str, changes: list[dict[str, Any]]) -> int:
+    """Record the owner's word where it disagrees with ours: the stage and an audit row each."""
+    from tasks.db.models import AuditLog
+
+    if not changes:
+        return 0
+    with session(url) as s:
+        rows = {o.id: o for o in s.exec(select(Order).where(Order.id.in_([c["order_id"] for c in changes]))).all()}
+        for c in changes:
+            o = rows.get(c["order_id"])
+            if o is None or o.stage != c["ours"]:  # moved meanwhile: the next sync looks again
+                continue
+            o.stage = c["stage"]
+            s.add(o)
+            s.add(AuditLog(actor="aftercart", action="stage.reconciled", subject=f"order:{o.id}",
+                           detail={"ours": c["ours"], "theirs": c["theirs"], "recorded": c["stage"], "why": c["why"]}))
+        s.commit()
+    return len(changes)
+
