@@ -45,3 +45,28 @@ def release_holds(rt: Runtime, order: dict[str, Any], holds: list[dict[str, str]
     for h in holds:
         effects.release_hold(rt.database_url, order["id"], h["fulfillment_order"], h["hold_id"],
                              effect_key=f"{key}:release:{h['hold_id']}")
+
+
+def at_warehouse(order: dict[str, Any]) -> bool:
+    w = order.get("warehouse")
+    return bool(w) and w.get("status") not in ("shipped", "cancelled")
+
+
+def hold_everywhere(rt: Runtime, order: dict[str, Any], signal: str, key: str) -> list[dict[str, str]]:
+    """A hold while a person decides, in every system: Shopify's fulfillment hold and tag, and the
+    warehouse's flag when it has the order (so it stops picking the version being changed)."""
+    holds = hold_fulfillment(rt, order, signal, key, key)
+    effects.add_tags(rt.database_url, order["id"], [signal], effect_key=f"{key}:tag:{signal}")
+    if at_warehouse(order):
+        effects.flag_at_3pl(rt.database_url, order["id"], signal, True, effect_key=f"{key}:3pl-flag:{signal}")
+    return holds
+
+
+def lift_everywhere(rt: Runtime, order: dict[str, Any], signal: str, holds: list[dict[str, str]], key: str,
+                    warehouse: bool = True) -> None:
+    """Lift the hold `hold_everywhere` placed (the warehouse's only when `warehouse`: it keeps an
+    order whose new version it has not confirmed)."""
+    release_holds(rt, order, holds, key)
+    effects.remove_tags(rt.database_url, order["id"], [signal], effect_key=f"{key}:untag:{signal}")
+    if warehouse and at_warehouse(order):
+        effects.flag_at_3pl(rt.database_url, order["id"], signal, False, effect_key=f"{key}:3pl-unflag:{signal}")

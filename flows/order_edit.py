@@ -25,7 +25,7 @@ from domain.address import check_address
 from domain.order_edit import EditFacts, Line, Variant, decide_edit
 from domain.orders import live_stage
 from flows.approvals import ApprovalRequest, await_approval, record_effect
-from flows.order_actions import customer_language, hold_fulfillment, release_holds, tell_customer
+from flows.order_actions import customer_language, hold_everywhere, lift_everywhere, tell_customer
 from flows.runtime import Runtime, runtime
 from tasks import effects
 from tasks.db.models import Decision, EditRequest
@@ -90,11 +90,14 @@ def apply_edit(rt: Runtime, order: dict[str, Any], request: dict[str, Any], edit
         if sent.is_failed():  # a downstream mistake: Shopify has the edit, the warehouse could not take it
             get_run_logger().error("%s: the 3PL refused the new version (%s); ops must fix it at the warehouse",
                                    order["name"], sent.message)
+        confirmed = not sent.is_failed()
+    else:
+        confirmed = True
     if edit_class in ("address_change", "address_unit_change"):
         tell_customer(rt, order, "address_updated", key, address={**order["shipping_address"], **request["address"]})
     else:
         tell_customer(rt, order, "edit_approved", key, what=_what(rt, order, edit_class))
-    return {"short": short, "after": after}
+    return {"short": short, "after": after, "confirmed_by_3pl": confirmed}
 
 
 def _run_name() -> str:
@@ -156,7 +159,7 @@ def order_edit(order_id: int, request: dict[str, Any], channel: str = "self_serv
         if d.outcome == "apply":
             done = apply_edit(rt, order, request, d.edit_class, key)
         else:
-            holds = hold_fulfillment(rt, order, d.hold, key, key) if d.hold else []
+            holds = hold_everywhere(rt, order, d.hold, key) if d.hold else []
             update_request(rt.database_url, req.id, status="waiting")
     finally:
         release_order(rt.database_url, order_id, run_id)
@@ -178,8 +181,9 @@ def order_edit(order_id: int, request: dict[str, Any], channel: str = "self_serv
         done = apply_edit(rt, order, request, d.edit_class, key) if answer.decision == "approve" else None
         # closed inside the lease, so the last edit to finish sees no other waiting and lifts the hold
         update_request(rt.database_url, req.id, status="applied" if done else "denied")
-        if not others_waiting(rt.database_url, order_id, req.id):  # the hold stays for another waiting edit
-            release_holds(rt, order, holds, key)
+        if d.hold and not others_waiting(rt.database_url, order_id, req.id):  # it stays for another waiting edit
+            # the warehouse's hold lifts once it has confirmed the new version (or nothing changed)
+            lift_everywhere(rt, order, d.hold, holds, key, warehouse=done is None or done["confirmed_by_3pl"])
         if done is None:
             deny(rt, order, d.edit_class, stage, key, "why_rejected")
     finally:
@@ -210,7 +214,7 @@ def settle_stock(rt: Runtime, order: dict[str, Any], short: list[str], key: str)
     hold is released by its id when ops approve, kept when they reject."""
     if not short:
         return
-    holds = hold_fulfillment(rt, order, "ac:hold:inventory", key, key)
+    holds = hold_everywhere(rt, order, "ac:hold:inventory", key)
     answer = await_approval(ApprovalRequest(
         kind="inventory_conflict", order_id=order["id"], order_name=order["name"], role=rt.policy.fulfillment.inventory_conflict_role,
         request_key=f"{key.rsplit(':', 1)[-1]}-stock", rule="fulfillment.inventory_conflict_role",
@@ -218,5 +222,5 @@ def settle_stock(rt: Runtime, order: dict[str, Any], short: list[str], key: str)
         context={"customer": order.get("email") or "-", "why": "stock re-check after an edit",
                  "items": [{"sku": li["sku"], "quantity": li["quantity"]} for li in order["lines"]]}))
     if answer.decision == "approve":
-        release_holds(rt, order, holds, key)
+        lift_everywhere(rt, order, "ac:hold:inventory", holds, key)
     record_effect(answer, {"released": answer.decision == "approve"})

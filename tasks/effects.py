@@ -119,6 +119,17 @@ def send_to_3pl(database_url: str, order_id: int, lines: list[dict[str, Any]], a
 
 
 @task(**_RETRY)
+def flag_at_3pl(database_url: str, order_id: int, flag: str, on: bool, effect_key: str) -> dict[str, Any]:
+    """Set or clear one signal flag on the warehouse order (an `ac:hold:*` flag stops the warehouse)."""
+    def call(_key: str) -> dict[str, Any]:
+        with threepl_client(load_settings()) as threepl:
+            w = threepl.set_flag(order_id, flag) if on else threepl.clear_flag(order_id, flag)
+            return {"flags": w.get("flags")}
+
+    return perform_effect(database_url, effect_key, "3pl", _subject(order_id), {"flag": flag, "on": on}, call)
+
+
+@task(**_RETRY)
 def send_mail(database_url: str, order_id: int | None, to: str, subject: str, text: str, html: str | None,
               headers: dict[str, str], effect_key: str) -> dict[str, Any]:
     def call(_key: str) -> dict[str, Any]:

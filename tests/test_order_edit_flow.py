@@ -123,12 +123,16 @@ def test_at_picking_an_approved_edit_reaches_the_3pl_and_the_hold_goes(world):
     thread, result = start_in_thread(order_edit, oid, {"kind": "quantity_change", "line": "CAP", "quantity": 1},
                                      "email")
     [a] = _approvals(url, oid)
+    # while ops decide, the warehouse stops picking the version being changed, and Shopify says so too
+    assert "ac:hold:approval" in sb.threepl.orders[oid].flags and "ac:hold:approval" in sb.world.orders[oid].tags
     resume_waiting_run(a.flow_run_id, {"decision": "approve", "approver": "ops@sandbox.test", "note": ""})
     thread.join(60)
     assert result.get("value", result)["outcome"] == "applied"
     w = sb.threepl.orders[oid]
+    assert "ac:hold:approval" not in w.flags and "ac:hold:approval" not in sb.world.orders[oid].tags
     assert {li["sku"]: li["quantity"] for li in w.lines} == {"MUG": 1, "CAP": 1} and w.version == 2
-    assert w.status == "received" and w.history[-1]["what"] == "new_version"  # the old pick list is superseded
+    # the old pick list is superseded, and the warehouse's hold lifted only after it took the new version
+    assert w.status == "received" and [h["what"] for h in w.history[-2:]] == ["new_version", "flag_cleared"]
     assert _holds(sb, oid, "ac:hold:approval") == [] and _templates(sb) == ["edit_approved"]
 
 
