@@ -24,7 +24,7 @@ from prefect.artifacts import create_table_artifact
 
 from domain.communication import (OrderEvent, Parcel, decide_followup, decide_message, effect_key, followup_due,
                                   late_parcel_event, message_context, message_order, order_events, shipment_event)
-from flows.runtime import Runtime, runtime
+from flows.runtime import Runtime, decision_row, runtime
 from intake.self_serve import cancel_link, edit_link
 from tasks.comms_io import (due_followups, late_parcel_candidates, load_message_state, open_returns,
                             product_tags_by_sku, save_message_state)
@@ -103,11 +103,9 @@ def messages_for_batch(rt: Runtime, rows: list[dict[str, Any]], stages: dict[int
         decided.append((ev, order, decide_message(ev, order, rt.policy, now)))
     care = _care_skus(rt, [o for _e, o, d in decided if d.send], log)
     for ev, order, d in decided:
-        decisions.append(dict(sop="communication", subject=f"order:{order.id}", outcome=d.template or "none",
-                              reasons=list(d.reasons), rule=f"communication.events.{ev.event}",
-                              policy_version=rt.policy.version, policy_hash=rt.policy.content_hash,
-                              inputs={"event": ev.event, "ref": ev.ref, "language": d.language,
-                                      "order_name": order.name}))
+        decisions.append(decision_row(rt, "communication", order.id, d.template or "none", d.reasons,
+                                      f"communication.events.{ev.event}", event=ev.event, ref=ev.ref,
+                                      language=d.language, order_name=order.name))
         if not d.send:
             counts["not_sent"] += 1
             continue
@@ -200,10 +198,9 @@ def customer_messages(now: datetime | None = None, batch_size: int = 500, max_ba
             open_now = {**due["open"].get(oid, {}), "return": open_returns_by_order.get(oid, 0)}
             d = decide_followup(order, open_now, rt.policy)
             template = "post_delivery_followup"
-            decisions.append(dict(sop="communication", subject=f"order:{oid}", outcome=template if d.send else "none",
-                                  reasons=list(d.reasons), rule="communication.followup",
-                                  policy_version=rt.policy.version, policy_hash=rt.policy.content_hash,
-                                  inputs={"event": "followup_due", "order_name": order.name, "open": open_now}))
+            decisions.append(decision_row(rt, "communication", oid, template if d.send else "none", d.reasons,
+                                          "communication.followup", event="followup_due", order_name=order.name,
+                                          open=open_now))
             comms[oid] = {"followup_status": "sent" if d.send else "suppressed", "followup_reason": "; ".join(d.reasons)}
             rows.append({"order": order.name, "follow-up": "sent" if d.send else "suppressed",
                          "why": "; ".join(d.reasons)})
@@ -252,10 +249,10 @@ def late_parcels(rt: Runtime, now: datetime, log, limit: int = 5000) -> int:
         if ev is None:
             continue
         d = decide_message(ev, order, rt.policy, now)
-        decisions.append(dict(sop="communication", subject=f"order:{order.id}", outcome=d.template or "none",
-                              reasons=["promised delivery date passed", *d.reasons], rule="communication.promised_transit_days",
-                              policy_version=rt.policy.version, policy_hash=rt.policy.content_hash,
-                              inputs={"event": "delayed", "ref": ev.ref, "order_name": order.name}))
+        decisions.append(decision_row(rt, "communication", order.id, d.template or "none",
+                                      ["promised delivery date passed", *d.reasons],
+                                      "communication.promised_transit_days", event="delayed", ref=ev.ref,
+                                      order_name=order.name))
         if d.send:
             messages.append({"order_id": order.id, "to": order.email, "template": d.template, "language": d.language,
                              "context": message_context(d.template, ev, order, rt.policy, now),

@@ -27,7 +27,7 @@ from prefect.artifacts import create_table_artifact
 from domain.fulfillment import (FulfillmentOrderFacts, ReleaseFacts, decide_release, mirror_signals, owner_word,
                                 signals_of)
 from domain.orders import parse_timestamp
-from flows.runtime import Runtime, runtime
+from flows.runtime import Runtime, decision_row, runtime
 from tasks.fulfillment_io import (apply_signal_plans, helpdesk_tickets, move_mirror_cursor, orders_to_mirror,
                                   our_stages, pull_warehouse, read_for_release, record_owner_word, release_candidates,
                                   release_to_3pl, warehouse_flags)
@@ -67,10 +67,8 @@ def release_step(rt: Runtime, now: datetime, chunk: int, max_orders: int, log) -
                 continue
             d = decide_release(_facts(oid, o), rt.policy, now)
             actions[d.action] += 1
-            decisions.append(dict(sop="fulfillment", subject=f"order:{oid}", outcome=d.action,
-                                  reasons=list(d.reasons), rule="fulfillment.release", policy_version=rt.policy.version,
-                                  policy_hash=rt.policy.content_hash,
-                                  inputs={"order_name": o["name"], "fulfillment_orders": [f.id for f in d.release]}))
+            decisions.append(decision_row(rt, "fulfillment", oid, d.action, d.reasons, "fulfillment.release",
+                                          order_name=o["name"], fulfillment_orders=[f.id for f in d.release]))
             if d.action == "release":
                 releases.append({"order_id": oid, "lines": d.lines, "address": o["shipping_address"],
                                  "flags": sorted(signals_of(o["tags"]))})

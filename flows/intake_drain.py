@@ -24,7 +24,7 @@ from domain.address import check_address
 from domain.address_policy import address_outcome, carrier_of, review_key, with_verification
 from domain.orders import stage_from_fulfillment_event, stage_from_warehouse_push
 from flows.customer_messages import messages_for_batch
-from flows.runtime import runtime
+from flows.runtime import decision_row, runtime
 from tasks.address_io import start_address_reviews, verify_addresses
 from tasks.inbox import address_keys_judged, current_stages, load_pending, mark_processed, record_decisions, save_stages
 
@@ -63,12 +63,10 @@ def judge_new_orders(rt, rows: list[dict], stages: dict[int, str], verdicts: Cou
         if outcome.action != "accept":
             exceptions.append({"order": payload.get("name"), "order_id": oid, "verdict": verdict.verdict,
                                "reasons": ", ".join(verdict.reasons), "next": outcome.action, "key": key})
-        decisions.append(dict(sop="address", subject=f"order:{oid}", outcome=verdict.verdict,
-                              reasons=[*verdict.reasons, *outcome.reasons], rule=outcome.rule,
-                              policy_version=rt.policy.version, policy_hash=rt.policy.content_hash,
-                              inputs={"normalized": verdict.normalized, "suggestions": verdict.suggestions,
-                                      "action": outcome.action, "order_name": payload.get("name"),
-                                      "key": key, "verified_online": oid in online and online[oid] is not None}))
+        decisions.append(decision_row(rt, "address", oid, verdict.verdict, [*verdict.reasons, *outcome.reasons],
+                                      outcome.rule, normalized=verdict.normalized, suggestions=verdict.suggestions,
+                                      action=outcome.action, order_name=payload.get("name"), key=key,
+                                      verified_online=oid in online and online[oid] is not None))
     return record_decisions(rt.database_url, decisions) if decisions else 0
 
 

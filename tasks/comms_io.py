@@ -15,12 +15,10 @@ from tasks.db import comms_store
 @task(retries=3, retry_delay_seconds=2)
 def load_message_state(database_url: str, order_ids: list[int]) -> dict[str, Any]:
     """For these orders: latest snapshots and stages, SOP 1 state (payment pending, follow-up), parcels."""
-    snaps = comms_store.order_snapshots(database_url, order_ids)
     comms = comms_store.comms_of(database_url, order_ids)
     parcels = comms_store.parcels_of_orders(database_url, order_ids)
     return {
-        "snapshots": {oid: snap for oid, (snap, _stage) in snaps.items()},
-        "stages": {oid: stage for oid, (_snap, stage) in snaps.items()},
+        **comms_store.order_snapshots(database_url, order_ids),
         "comms": {oid: {"payment_pending": c.payment_pending, "followup_status": c.followup_status}
                   for oid, c in comms.items()},
         "parcels": {fid: {"fulfillment_id": p.fulfillment_id, "order_id": p.order_id, "stage": p.stage,
@@ -49,9 +47,7 @@ def product_tags_by_sku(skus: list[str]) -> dict[str, list[str]]:
 @task(retries=3, retry_delay_seconds=2)
 def due_followups(database_url: str, now: datetime, limit: int) -> dict[str, Any]:
     ids = comms_store.due_followups(database_url, now, limit)
-    snaps = comms_store.order_snapshots(database_url, ids)
-    return {"order_ids": ids, "snapshots": {oid: snap for oid, (snap, _s) in snaps.items()},
-            "stages": {oid: st for oid, (_snap, st) in snaps.items()},
+    return {"order_ids": ids, **comms_store.order_snapshots(database_url, ids),
             "open": comms_store.open_items(database_url, ids)}
 
 
@@ -78,10 +74,8 @@ def late_parcel_candidates(database_url: str, shipped_before: datetime, limit: i
     keys = [f"msg:{p.order_id}:delay_notice:{p.fulfillment_id}" for p in parcels]
     with session(database_url) as s:
         sent = set(s.exec(select(Effect.effect_key).where(Effect.effect_key.in_(keys))).all()) if keys else set()
-    snaps = comms_store.order_snapshots(database_url, [p.order_id for p in parcels])
     return {"parcels": [{"fulfillment_id": p.fulfillment_id, "order_id": p.order_id, "stage": p.stage,
                          "updated_at": p.updated_at, "shipped_at": p.shipped_at, "tracking_number": p.tracking_number,
                          "lines": p.lines} for p in parcels
                         if f"msg:{p.order_id}:delay_notice:{p.fulfillment_id}" not in sent],
-            "snapshots": {oid: snap for oid, (snap, _s) in snaps.items()},
-            "stages": {oid: st for oid, (_snap, st) in snaps.items()}}
+            **comms_store.order_snapshots(database_url, [p.order_id for p in parcels])}

@@ -24,13 +24,13 @@ def _chunks(ids: list[int], n: int = 500) -> Iterable[list[int]]:
         yield ids[i:i + n]
 
 
-def order_snapshots(url: str, order_ids: list[int]) -> dict[int, tuple[dict[str, Any], str]]:
-    """order id -> (its latest REST snapshot, its recorded stage)."""
-    out: dict[int, tuple[dict[str, Any], str]] = {}
+def order_snapshots(url: str, order_ids: list[int]) -> dict[str, dict[int, Any]]:
+    """{"snapshots": order id -> its latest REST snapshot, "stages": order id -> its recorded stage}."""
+    out: dict[str, dict[int, Any]] = {"snapshots": {}, "stages": {}}
     with session(url) as s:
         for ids in _chunks(sorted(set(order_ids))):
             for o in s.exec(select(Order).where(Order.id.in_(ids))).all():
-                out[o.id] = (o.snapshot or {}, o.stage)
+                out["snapshots"][o.id], out["stages"][o.id] = o.snapshot or {}, o.stage
     return out
 
 

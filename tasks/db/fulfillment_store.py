@@ -34,27 +34,31 @@ def released(url: str, order_ids: list[int]) -> set[int]:
     return {i for i in order_ids if RELEASE_KEY.format(i) in keys}
 
 
-def orders_changed_since(url: str, since: datetime | None, limit: int) -> list[dict[str, Any]]:
-    """Orders whose snapshot changed since `since` (their tags may carry new signals)."""
-    with session(url) as s:
-        q = select(Order.id, Order.name, Order.tags, Order.stage, Order.updated_at)
-        if since is not None:
-            q = q.where(Order.updated_at > since)
-        rows = s.exec(q.order_by(Order.updated_at).limit(limit)).all()
+def _order_rows(*where, order_by=None, limit: int | None = None) -> Any:
+    q = select(Order.id, Order.name, Order.tags, Order.stage, Order.updated_at).where(*where)
+    return q.order_by(order_by).limit(limit) if order_by is not None else q
+
+
+def _as_dicts(rows) -> list[dict[str, Any]]:
     return [{"id": r[0], "name": r[1], "tags": list(r[2] or []), "stage": r[3], "updated_at": as_utc(r[4])}
             for r in rows]
 
 
+def orders_changed_since(url: str, since: datetime | None, limit: int) -> list[dict[str, Any]]:
+    """Orders whose snapshot changed since `since` (their tags may carry new signals)."""
+    with session(url) as s:
+        where = [Order.updated_at > since] if since is not None else []
+        return _as_dicts(s.exec(_order_rows(*where, order_by=Order.updated_at, limit=limit)).all())
+
+
 def orders_by_ids(url: str, ids: list[int]) -> dict[int, dict[str, Any]]:
     with session(url) as s:
-        rows = s.exec(select(Order.id, Order.name, Order.tags, Order.stage).where(Order.id.in_(ids))).all()
-    return {r[0]: {"id": r[0], "name": r[1], "tags": list(r[2] or []), "stage": r[3]} for r in rows}
+        return {o["id"]: o for o in _as_dicts(s.exec(_order_rows(Order.id.in_(ids))).all())}
 
 
 def orders_by_names(url: str, names: list[str]) -> dict[str, dict[str, Any]]:
     with session(url) as s:
-        rows = s.exec(select(Order.id, Order.name, Order.tags, Order.stage).where(Order.name.in_(names))).all()
-    return {r[1]: {"id": r[0], "name": r[1], "tags": list(r[2] or []), "stage": r[3]} for r in rows}
+        return {o["name"]: o for o in _as_dicts(s.exec(_order_rows(Order.name.in_(names))).all())}
 
 
 def record_warehouse_events(url: str, views: list[dict[str, Any]]) -> int:
