@@ -190,3 +190,25 @@ def test_orders_edited_carries_an_order_edit_not_a_snapshot(client, db_url, even
     assert events[0][0] == "aftercart.shopify.orders.edited" and events[0][1]["prefect.resource.id"] == "shopify.order.1001"
     with session(db_url) as s:
         assert s.get(Order, 1001).version == 1  # an edit notice does not replace the snapshot
+
+
+def test_concurrent_deliveries_are_stored_in_groups_each_once_with_the_newest_snapshot(client, db_url, events):
+    """Many requests at once (the group writer stores what waits together): repeats of a webhook id
+    inside one group and across groups give one row, and the newest snapshot wins whatever the order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tasks.db.store import as_utc, get_order
+
+    jobs = []
+    for i in range(60):
+        jobs.append((order_payload(oid=2000 + i % 20, updated_at=f"2026-11-27T09:{10 + i // 20:02d}:00-05:00"),
+                     f"g-{i}"))
+    jobs += jobs[:15]  # Shopify's retries, some in the same group as the original
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda j: deliver(client, j[0], webhook_id=j[1]), jobs))
+    assert all(a.status_code == 200 for a in answers)
+    stored = rows(db_url)
+    assert len(stored) == 60 and len({r.webhook_id for r in stored}) == 60
+    assert sum(1 for a in answers if a.json()["status"] == "duplicate") == 15
+    for i in range(20):  # three snapshots per order: the 09:12 one is kept
+        assert as_utc(get_order(db_url, 2000 + i).shopify_updated_at).isoformat().startswith("2026-11-27T14:12")

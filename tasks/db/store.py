@@ -50,6 +50,84 @@ def add_delivery(url: str, **fields: Any) -> InboxResult:
         return InboxResult(row.id, False)
 
 
+def write_deliveries(url: str, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Store a group of deliveries in one transaction (one commit: one fsync for the group).
+
+    Each job: {"fields": WebhookDelivery fields, "shop", "facts": OrderFacts | None, "payload"}.
+    Returns per job {"id", "duplicate"} and, for order snapshots, "verdict" (apply | same | stale);
+    a snapshot that is not newer marks its delivery stale or processed, as `upsert_order` does.
+    If the group collides with another process's insert, each job is stored on its own instead."""
+    try:
+        return _write_group(url, jobs)
+    except IntegrityError:
+        out = []
+        for job in jobs:
+            res = add_delivery(url, **job["fields"])
+            item = {"id": res.id, "duplicate": res.duplicate}
+            if not res.duplicate and job.get("facts") is not None:
+                item["verdict"] = upsert_order(url, job["shop"], job["facts"], job["payload"])
+                if item["verdict"] != "apply":
+                    set_delivery_status(url, res.id, "stale" if item["verdict"] == "stale" else "processed",
+                                        error=f"{item['verdict']}: stored order is as new or newer")
+            out.append(item)
+        return out
+
+
+def _write_group(url: str, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str], WebhookDelivery] = {}
+    with session(url) as s:
+        by_shop: dict[str, set[str]] = {}
+        for j in jobs:
+            by_shop.setdefault(j["fields"]["shop"], set()).add(j["fields"]["webhook_id"])
+        stored = {(shop, wid): rid for shop, ids in by_shop.items() for rid, wid in s.exec(
+            select(WebhookDelivery.id, WebhookDelivery.webhook_id).where(
+                WebhookDelivery.shop == shop, WebhookDelivery.webhook_id.in_(sorted(ids)))).all()}
+        rows: list[tuple[dict[str, Any], WebhookDelivery | None]] = []
+        for job in jobs:
+            key = (job["fields"]["shop"], job["fields"]["webhook_id"])
+            if key in stored or key in seen:
+                rows.append(({"duplicate": True, "key": key}, None))
+                continue
+            row = WebhookDelivery(**job["fields"])
+            s.add(row)
+            seen[key] = row
+            item: dict[str, Any] = {"duplicate": False}
+            if job.get("facts") is not None:
+                item["verdict"] = _upsert_in(s, job["shop"], job["facts"], job["payload"])
+                if item["verdict"] != "apply":
+                    row.status = "stale" if item["verdict"] == "stale" else "processed"
+                    row.error, row.processed_at = f"{item['verdict']}: stored order is as new or newer", utcnow()
+            rows.append((item, row))
+        s.commit()
+        for item, row in rows:
+            if row is not None:
+                item["id"] = row.id
+            else:
+                key = item.pop("key")
+                item["id"] = stored.get(key) or seen[key].id
+            out.append(item)
+    return out
+
+
+def _upsert_in(s, shop: str, facts: OrderFacts, snapshot: dict[str, Any]) -> str:
+    """`upsert_order` inside the caller's transaction (the group writer's)."""
+    ts = as_utc(facts.updated_at)
+    values = dict(name=facts.name, email=facts.email, customer_locale=facts.customer_locale,
+                  country_code=facts.country_code, tags=facts.tags, stage=facts.stage, snapshot=snapshot,
+                  shopify_updated_at=ts, updated_at=utcnow())
+    s.flush()
+    res = s.exec(update(Order).where(Order.id == facts.id, Order.shopify_updated_at < ts)
+                 .values(version=Order.version + 1, **values).execution_options(synchronize_session=False))
+    if res.rowcount:
+        return "apply"
+    current = s.exec(select(Order.shopify_updated_at).where(Order.id == facts.id)).first()
+    if current is not None:
+        return compare_snapshot(as_utc(current), ts)
+    s.add(Order(id=facts.id, shop=shop, version=1, **values))
+    return "apply"
+
+
 def set_delivery_status(url: str, delivery_id: int, status: str, error: str | None = None) -> None:
     with session(url) as s:
         row = s.get(WebhookDelivery, delivery_id)
