@@ -47,6 +47,7 @@ from sandbox.catalogue import generate_order_input
 from sandbox.clock import Clock, iso
 from sandbox.faults import Faults
 from sandbox.graphql_api import AdminApi
+from sandbox.helpdesk import helpdesk_routes
 from sandbox.mailbox import Mailbox, start_smtp
 from sandbox.operations import OpError, Operations
 from sandbox.threepl import AutoAdvance, ThreePL, ThreePLError
@@ -348,31 +349,6 @@ def create_app(sandbox: Sandbox) -> Starlette:
             o, f = sandbox.ops.tracking_event(str(body.get("tracking_number") or ""), str(body.get("status") or ""))
         return {"order": o.name, "tracking_number": f.tracking_number, "status": f.shipment_status}
 
-    def new_ticket(request: Request, body: dict) -> dict:
-        channel, text = body.get("channel"), body.get("text")
-        if channel not in ("email", "chat", "social", "phone", "self_service") or not isinstance(text, str):
-            raise ValueError("a ticket needs a channel (email, chat, social, phone, self_service) and a text")
-        with sandbox.world.lock:
-            t = {"id": len(sandbox.tickets) + 1, "channel": channel, "customer": body.get("customer"),
-                 "order": body.get("order"), "text": text, "tags": [], "status": "open",
-                 "created_at": iso(sandbox.world.clock.now())}
-            sandbox.tickets.append(t)
-        return t
-
-    def tag_ticket(request: Request, body: dict) -> dict:
-        tid = int(request.path_params["ticket_id"])
-        with sandbox.world.lock:
-            t = next((x for x in sandbox.tickets if x["id"] == tid), None)
-            if t is None:
-                raise ThreePLError(404, f"ticket {tid} does not exist")
-            add = {str(x) for x in (body.get("tags") or []) + (body.get("add") or [])}
-            t["tags"] = sorted((set(t["tags"]) | add) - {str(x) for x in body.get("remove") or []})
-        return t
-
-    async def tickets(request: Request) -> JSONResponse:
-        order = request.query_params.get("order")
-        return JSONResponse({"tickets": [t for t in sandbox.tickets if order is None or t["order"] == order]})
-
     async def mailbox(request: Request) -> JSONResponse:
         msgs = sandbox.mailbox.find(to=request.query_params.get("to"))
         return JSONResponse({"messages": [m.as_dict() for m in msgs]})
@@ -396,9 +372,7 @@ def create_app(sandbox: Sandbox) -> Starlette:
               methods=["POST"]),
         Route("/mailbox/messages", mailbox, methods=["GET"]),
         Route("/verifier/v1/verify", threepl_call(lambda r, b: address_verifier.verify(b)), methods=["POST"]),
-        Route("/helpdesk/tickets", threepl_call(new_ticket), methods=["POST"]),
-        Route("/helpdesk/tickets", tickets, methods=["GET"]),
-        Route("/helpdesk/tickets/{ticket_id:int}/tags", threepl_call(tag_ticket), methods=["POST"]),
+        *helpdesk_routes(sandbox, threepl_call),
         Route("/", page, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
     ], lifespan=_lifespan(sandbox))

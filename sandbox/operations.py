@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from sandbox.clock import iso
+from sandbox.order_life import OrderLifeActions
 from sandbox.world import FulfillmentOrderState, Hold, LineItemState, OrderState, World
 
 HOLD_LIMIT_PER_APP = 10
@@ -62,7 +63,7 @@ class Job:
     done: bool = False
 
 
-class Operations:
+class Operations(OrderLifeActions):
     """The store's write side, shared by the GraphQL mutations, the 3PL and the carrier."""
 
     def __init__(self, world: World, cancel_delay: float = 0.05):
@@ -334,32 +335,6 @@ class Operations:
         return refund
 
     # ------------------------------------------------------------- fulfillments (3PL and carrier)
-
-    def capture(self, o: OrderState) -> OrderState:
-        """The pending payment is captured (a manual or deferred payment arrives)."""
-        if o.financial_status != "PENDING":
-            raise OpError(f"Order {o.name} has no pending payment ({o.financial_status}).")
-        o.financial_status = "PAID"
-        self.world.touch(o)
-        return o
-
-    def request_return(self, o: OrderState, status: str = "RETURN_REQUESTED") -> OrderState:
-        """The customer asks to return (or the return moves on: IN_PROGRESS, RETURNED...)."""
-        known = ("NO_RETURN", "RETURN_REQUESTED", "IN_PROGRESS", "INSPECTION_COMPLETE", "RETURNED", "RETURN_FAILED")
-        if status not in known:
-            raise OpError(f"unknown return status {status!r}; known: {', '.join(known)}")
-        o.return_status = status
-        self.world.touch(o)
-        return o
-
-    def open_scheduled(self, o: OrderState) -> list[FulfillmentOrderState]:
-        """Scheduled (preorder) fulfillment orders become OPEN: their date came or stock arrived."""
-        opened = [fo for fo in o.fulfillment_orders if fo.status == "SCHEDULED"]
-        for fo in opened:
-            fo.status = "OPEN"
-        if opened:
-            self.world.touch(o)
-        return opened
 
     def fulfill(self, o: OrderState, company: str, number: str, fulfillment_order_id: int | None = None) -> Fulfillment:
         """Ship one fulfillment order (the given one, else the first open one): a parcel with its lines."""
