@@ -92,7 +92,6 @@ def release_step(rt: Runtime, now: datetime, chunk: int, max_orders: int, log) -
 def mirror_step(rt: Runtime, pulled: list[dict], log) -> Counter:
     counts: Counter = Counter()
     flags_now = {v["order_id"]: v["flags"] for v in pulled}
-    todo = orders_to_mirror(rt.database_url, list(flags_now))
     tickets = helpdesk_tickets(return_state=True)
     by_order: dict[str, list] = {}
     if tickets.is_failed():
@@ -100,13 +99,10 @@ def mirror_step(rt: Runtime, pulled: list[dict], log) -> Counter:
     else:
         for t in tickets.result():
             by_order.setdefault(t["order"], []).append((t["id"], t.get("tags") or []))
+    # orders with tickets are mirrored too (a ticket opened after the signal was set)
+    todo = orders_to_mirror(rt.database_url, list(flags_now), sorted(by_order))
     released = set(todo["released"])
     orders = {o["id"]: o for o in todo["orders"]}
-    # orders with tickets are mirrored too (a ticket opened after the signal was set)
-    from tasks.db.fulfillment_store import orders_by_names
-
-    for name, o in orders_by_names(rt.database_url, sorted(set(by_order) - {o["name"] for o in orders.values()})).items():
-        orders[o["id"]] = o
     at_3pl = [oid for oid in orders if oid in flags_now or oid in released or orders[oid]["stage"] in
               ("released", "picking", "packed", "label_created")]
     missing = [oid for oid in at_3pl if oid not in flags_now]

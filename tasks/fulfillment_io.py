@@ -65,13 +65,17 @@ def pull_warehouse(database_url: str) -> dict[str, Any]:
 
 
 @task(retries=3, retry_delay_seconds=2)
-def orders_to_mirror(database_url: str, order_ids: list[int]) -> dict[str, Any]:
-    """Orders whose store snapshot changed since the mirror cursor, plus the given ones."""
+def orders_to_mirror(database_url: str, order_ids: list[int], order_names: list[str]) -> dict[str, Any]:
+    """Orders whose store snapshot changed since the mirror cursor, plus the given ones (by id: the
+    3PL changed them; by name: they have helpdesk tickets)."""
     since = get_cursor(database_url, "fulfillment.mirror")
     changed = fulfillment_store.orders_changed_since(database_url, datetime.fromisoformat(since) if since else None,
                                                     20000)
-    extra = fulfillment_store.orders_by_ids(database_url, [i for i in order_ids if i not in {c["id"] for c in changed}])
-    rows = changed + list(extra.values())
+    have = {c["id"] for c in changed}
+    extra = fulfillment_store.orders_by_ids(database_url, [i for i in order_ids if i not in have])
+    have |= set(extra)
+    named = [o for o in fulfillment_store.orders_by_names(database_url, order_names).values() if o["id"] not in have]
+    rows = changed + list(extra.values()) + named
     ids = [r["id"] for r in rows]
     return {"orders": rows, "released": sorted(fulfillment_store.released(database_url, ids)),
             "cursor": max((c["updated_at"] for c in changed), default=None)}

@@ -19,7 +19,7 @@ from config.settings import load_settings
 from tasks.clients.factory import mailer
 from tasks.db.engine import session
 from tasks.db.models import Effect, utcnow
-from tasks.db.store import perform_effect, record_message
+from tasks.db.store import mark_effect_failed, perform_effect, record_message
 
 
 def _ledger(database_url: str, messages: list[dict[str, Any]]) -> set[str]:
@@ -64,7 +64,7 @@ def deliver(database_url: str, messages: list[dict[str, Any]]) -> dict[str, int]
             try:
                 msg = render(m["template"], m["language"], m["context"])
             except (TemplateMissing, Exception) as exc:  # noqa: BLE001 - recorded, never half-sent
-                _fail(database_url, m["effect_key"], exc)
+                mark_effect_failed(database_url, m["effect_key"], exc)
                 counts["failed"] += 1
                 continue
             headers = {"X-Aftercart-Template": m["template"], "X-Aftercart-Order": str(m["context"].get("order_name"))}
@@ -79,15 +79,6 @@ def deliver(database_url: str, messages: list[dict[str, Any]]) -> dict[str, int]
                            m["effect_key"], out.get("message_id"))
             counts["sent"] += 1
     return counts
-
-
-def _fail(database_url: str, effect_key: str, exc: Exception) -> None:
-    with session(database_url) as s:
-        row = s.exec(select(Effect).where(Effect.effect_key == effect_key)).first()
-        if row is not None and row.status != "confirmed":
-            row.status, row.last_error, row.updated_at = "failed", f"{type(exc).__name__}: {exc}"[:2000], utcnow()
-            s.add(row)
-            s.commit()
 
 
 @task(retries=3, retry_delay_seconds=[2, 10, 30])

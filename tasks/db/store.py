@@ -111,21 +111,27 @@ def _write_group(url: str, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _upsert_in(s, shop: str, facts: OrderFacts, snapshot: dict[str, Any]) -> str:
-    """`upsert_order` inside the caller's transaction (the group writer's)."""
+    """`upsert_order`'s work inside the caller's transaction (its own, or the intake's group).
+    A first insert that races another surfaces as IntegrityError at commit."""
     ts = as_utc(facts.updated_at)
     values = dict(name=facts.name, email=facts.email, customer_locale=facts.customer_locale,
                   country_code=facts.country_code, tags=facts.tags, stage=facts.stage, snapshot=snapshot,
                   shopify_updated_at=ts, updated_at=utcnow())
     s.flush()
-    res = s.exec(update(Order).where(Order.id == facts.id, Order.shopify_updated_at < ts)
-                 .values(version=Order.version + 1, **values).execution_options(synchronize_session=False))
-    if res.rowcount:
-        return "apply"
-    current = s.exec(select(Order.shopify_updated_at).where(Order.id == facts.id)).first()
-    if current is not None:
-        return compare_snapshot(as_utc(current), ts)
-    s.add(Order(id=facts.id, shop=shop, version=1, **values))
-    return "apply"
+    for _ in range(50):
+        res = s.exec(update(Order).where(Order.id == facts.id, Order.shopify_updated_at < ts)
+                     .values(version=Order.version + 1, **values).execution_options(synchronize_session=False))
+        if res.rowcount:
+            return "apply"
+        current = s.exec(select(Order.shopify_updated_at).where(Order.id == facts.id)).first()
+        if current is None:
+            s.add(Order(id=facts.id, shop=shop, version=1, **values))
+            return "apply"
+        verdict = compare_snapshot(as_utc(current), ts)
+        if verdict != "apply":
+            return verdict
+        # the row moved after our UPDATE looked: try again
+    raise RuntimeError(f"order {facts.id}: could not apply the snapshot after 50 attempts")
 
 
 def set_delivery_status(url: str, delivery_id: int, status: str, error: str | None = None) -> None:
@@ -168,33 +174,12 @@ def upsert_order(url: str, shop: str, facts: OrderFacts, snapshot: dict[str, Any
     The comparison is made inside one conditional UPDATE, so two deliveries racing each other
     can never leave the older snapshot in place.
     """
-    ts = as_utc(facts.updated_at)
-    values = dict(
-        name=facts.name, email=facts.email, customer_locale=facts.customer_locale,
-        country_code=facts.country_code, tags=facts.tags, stage=facts.stage, snapshot=snapshot,
-        shopify_updated_at=ts, updated_at=utcnow(),
-    )
     for _ in range(50):
         with session(url) as s:
-            res = s.exec(
-                update(Order)
-                .where(Order.id == facts.id, Order.shopify_updated_at < ts)
-                .values(version=Order.version + 1, **values)
-            )
-            if res.rowcount:
-                s.commit()
-                return "apply"
-            row = s.get(Order, facts.id)
-            if row is not None:
-                s.rollback()
-                verdict = compare_snapshot(as_utc(row.shopify_updated_at), ts)
-                if verdict != "apply":
-                    return verdict
-                continue  # the row appeared (or moved) after our UPDATE looked: try again
-            s.add(Order(id=facts.id, shop=shop, version=1, **values))
+            verdict = _upsert_in(s, shop, facts, snapshot)
             try:
                 s.commit()
-                return "apply"
+                return verdict
             except IntegrityError:  # a concurrent first insert of the same order: compare again
                 s.rollback()
     raise RuntimeError(f"order {facts.id}: could not apply the snapshot after 50 attempts")
@@ -306,11 +291,7 @@ def perform_effect(
     try:
         result = call(key)
     except Exception as exc:
-        with session(url) as s:
-            row = s.exec(select(Effect).where(Effect.effect_key == effect_key)).one()
-            row.status, row.last_error, row.updated_at = "failed", f"{type(exc).__name__}: {exc}"[:2000], utcnow()
-            s.add(row)
-            s.commit()
+        mark_effect_failed(url, effect_key, exc)
         raise
     with session(url) as s:
         row = s.exec(select(Effect).where(Effect.effect_key == effect_key)).one()
@@ -318,6 +299,16 @@ def perform_effect(
         s.add(row)
         s.commit()
     return result
+
+
+def mark_effect_failed(url: str, effect_key: str, exc: BaseException) -> None:
+    """Record why an effect failed (a confirmed one stays confirmed); the next attempt retries it."""
+    with session(url) as s:
+        row = s.exec(select(Effect).where(Effect.effect_key == effect_key)).first()
+        if row is not None and row.status != "confirmed":
+            row.status, row.last_error, row.updated_at = "failed", f"{type(exc).__name__}: {exc}"[:2000], utcnow()
+            s.add(row)
+            s.commit()
 
 
 # ------------------------------------------------------------------ metrics
