@@ -87,29 +87,19 @@ def show(approval_id: str) -> None:
 
 
 def _decide(approval_id: str, approver: str, decision: str, note: str | None, address: dict | None) -> None:
-    from domain.approvals import check_decision
-    from tasks.approvals_io import resume_waiting_run
-    from tasks.db import approval_store
+    from tasks.approvals_io import DecisionRefused, submit_decision
 
     _, url, policy = _ctx()
-    a = approval_store.get_approval(url, approval_id)
-    if a is None:
-        typer.echo(f"no approval {approval_id!r}", err=True)
-        raise typer.Exit(2)
-    check = check_decision(policy, a.kind, a.role, a.status, approver, decision, note, address, a.address_verdict)
-    if not check.ok:
-        approval_store.refuse_decision(url, a.id, approver, decision, list(check.reasons), channel="cli")
-        typer.echo(f"refused (audited; the request keeps waiting): {'; '.join(check.reasons)}", err=True)
-        raise typer.Exit(2)
-    if not a.flow_run_id:
-        typer.echo(f"{a.id} has no waiting run to resume", err=True)
-        raise typer.Exit(1)
-    run_input = {"decision": decision, "approver": approver, "note": note or ""}
-    run_input.update(address or {})
     try:
-        resume_waiting_run(a.flow_run_id, run_input)
+        a = submit_decision(url, policy, approval_id, approver, decision, note, address, channel="cli")
+    except LookupError as exc:
+        typer.echo(str(exc.args[0]), err=True)
+        raise typer.Exit(2 if str(exc.args[0]).startswith("no approval") else 1)
+    except DecisionRefused as exc:
+        typer.echo(f"refused (audited; the request keeps waiting): {exc}", err=True)
+        raise typer.Exit(2)
     except Exception as exc:  # not paused any more, timed out, server unreachable
-        typer.echo(f"could not resume run {a.flow_run_id}: {exc}", err=True)
+        typer.echo(f"could not resume the run of {approval_id}: {exc}", err=True)
         raise typer.Exit(1)
     typer.echo(f"{decision} sent for {a.id} ({a.order_name}); the run applies it and records it")
 

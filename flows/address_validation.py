@@ -21,12 +21,13 @@ duplicate trigger) never holds, tags, mails or edits twice.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.input import RunInput
 
+from config import clock
 from domain.address import check_address
 from domain.address_policy import address_outcome, carrier_of, review_key, with_verification
 from domain.messages import pick_language
@@ -65,7 +66,7 @@ def await_customer(rt: Runtime, review_id: str, deadline: datetime) -> AddressRe
 
     log = get_run_logger()
     run_id = str(flow_run.id)
-    timeout = max(60, int((deadline - datetime.now(timezone.utc)).total_seconds()) + 86400)
+    timeout = max(60, int((deadline - clock.now()).total_seconds()) + 86400)
     for n in range(100):
         row = read_review(rt.database_url, review_id)
         if row.status != "waiting":
@@ -145,7 +146,7 @@ def address_review(order_id: int, order_name: str, now: datetime | None = None) 
     key = review_key(address)
     review_id = f"address:{order_id}:{key}"
     lang = pick_language(policy, order.get("customer_locale"), address.get("country_code"))
-    opened = now or datetime.now(timezone.utc)
+    opened = clock.utc(now)
     window = timedelta(hours=policy.address.correction_window_hours)
     # the path is the one the review was opened on: a customer window, or straight to an approver
     asks_customer = (review.deadline > review.opened_at) if review else outcome.action == "hold_and_ask_customer"

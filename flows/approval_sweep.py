@@ -13,11 +13,12 @@ waiting run is resumed and, reading the approval's status, returns the policy's 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
+from config import clock
 from domain.approvals import on_deadline
 from flows.runtime import runtime
 from tasks.address_io import start_address_reviews
@@ -29,7 +30,7 @@ from tasks.effects import send_mail
 def sweep_approval_deadlines(now: datetime | None = None) -> dict[str, int]:
     log = get_run_logger()
     rt = runtime()
-    now = now or datetime.now(timezone.utc)
+    now = clock.utc(now)
     overdue = load_overdue(rt.database_url, now)
     outcomes = []
     for a in overdue:

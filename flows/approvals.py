@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Literal, Optional
 
 from prefect import get_run_logger
 from prefect.input import RunInput
 from pydantic import create_model
 
+from config import clock
 from domain.approvals import check_decision, deadline_for
 from domain.policy import Policy
 from flows.runtime import runtime
@@ -124,7 +124,7 @@ def await_approval(req: ApprovalRequest, timeout_seconds: int | None = None) -> 
     policy = rt.policy
     if req.kind not in policy.approvals.kinds:
         raise ValueError(f"unknown approval kind {req.kind!r}; the policy knows {sorted(policy.approvals.kinds)}")
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     aid = approval_id_of(req)
     row = open_approval(rt.database_url, Approval(
         id=aid, kind=req.kind, order_id=req.order_id, order_name=req.order_name, role=req.role, asked=req.asked,

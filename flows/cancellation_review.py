@@ -22,6 +22,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from config import clock
 from domain.approvals import deadline_for
 from domain.cancellation import CancelFacts, check_refund_amount, decide_cancellation
 from flows.approvals import ApprovalRequest, await_approval, record_effect
@@ -173,9 +174,9 @@ def month_bounds(month: str):
 
 
 def _previous_month() -> str:
-    from datetime import datetime, timedelta, timezone
+    from datetime import timedelta
 
-    return (datetime.now(timezone.utc).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    return (clock.now().replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
 
 
 @flow(name="cancellation-report")

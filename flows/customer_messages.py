@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
+from config import clock
 from domain.communication import (OrderEvent, Parcel, decide_followup, decide_message, effect_key, followup_due,
                                   late_parcel_event, message_context, message_order, order_events, shipment_event)
 from flows.runtime import Runtime, decision_row, runtime
@@ -46,7 +47,7 @@ def messages_for_batch(rt: Runtime, rows: list[dict[str, Any]], stages: dict[int
                        now: datetime | None = None) -> Counter:
     """Decide and send the messages one batch of deliveries makes. `stages`: each order's stage
     after the batch. Returns counts by template (and `not_sent`)."""
-    now = now or datetime.now(timezone.utc)
+    now = clock.utc(now)
     mine = [r for r in rows if r["order_id"] and (r["topic"] in _MESSAGE_TOPICS)]
     counts: Counter = Counter()
     if not mine:
@@ -168,7 +169,7 @@ def _deliveries(rt: Runtime, parcels: dict[int, Parcel], orders: dict, state: di
 # ------------------------------------------------------------------ the schedule: follow-ups, resends
 
 def _run_name() -> str:
-    return f"customer-messages {datetime.now(timezone.utc):%Y-%m-%d %H:%M}"
+    return f"customer-messages {clock.now():%Y-%m-%d %H:%M}"
 
 
 @flow(name="customer-messages", flow_run_name=_run_name)
@@ -177,7 +178,7 @@ def customer_messages(now: datetime | None = None, batch_size: int = 500, max_ba
     cancellation is open), then resend messages the mail server did not take."""
     log = get_run_logger()
     rt = runtime()
-    now = now or datetime.now(timezone.utc)
+    now = clock.utc(now)
     totals: Counter = Counter()
     rows = []
     for _ in range(max_batches):

@@ -18,12 +18,13 @@ Routine in bulk: a bounded number of task runs per batch, never one per order.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
+from config import clock
 from domain.fulfillment import (FulfillmentOrderFacts, ReleaseFacts, decide_release, mirror_signals, owner_word,
                                 signals_of)
 from domain.orders import parse_timestamp
@@ -36,7 +37,7 @@ from tasks.inbox import record_decisions
 
 def _facts(oid: int, o: dict[str, Any]) -> ReleaseFacts:
     return ReleaseFacts(
-        order_id=oid, name=o["name"], created_at=parse_timestamp(o["created_at"]) or datetime.now(timezone.utc),
+        order_id=oid, name=o["name"], created_at=parse_timestamp(o["created_at"]) or clock.now(),
         tags=tuple(o["tags"]), order_type=o["order_type"], cancelled=o["cancelled"], at_warehouse=False,
         fulfillment_orders=tuple(FulfillmentOrderFacts(fo["id"], fo["status"], tuple(fo["holds"]),
                                                        tuple((s, int(n)) for s, n in fo["lines"]))
@@ -139,14 +140,14 @@ def owner_step(rt: Runtime, views: list[dict]) -> int:
 
 
 def _run_name() -> str:
-    return f"fulfillment-sync {datetime.now(timezone.utc):%Y-%m-%d %H:%M}"
+    return f"fulfillment-sync {clock.now():%Y-%m-%d %H:%M}"
 
 
 @flow(name="fulfillment-sync", flow_run_name=_run_name)
 def fulfillment_sync(now: datetime | None = None, chunk: int = 250, max_orders: int = 20000) -> dict[str, Any]:
     log = get_run_logger()
     rt = runtime()
-    now = now or datetime.now(timezone.utc)
+    now = clock.utc(now)
     actions, rows, cost = release_step(rt, now, chunk, max_orders, log)
     pulled = pull_warehouse(rt.database_url, return_state=True)
     if pulled.is_failed():

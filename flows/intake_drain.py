@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from datetime import datetime, timezone
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 
+from config import clock
 from domain.address import check_address
 from domain.address_policy import address_outcome, carrier_of, review_key, with_verification
 from domain.orders import stage_from_fulfillment_event, stage_from_warehouse_push
@@ -90,7 +90,7 @@ def _parse(body: str):
 
 
 def _run_name() -> str:
-    return f"drain {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S}"
+    return f"drain {clock.now():%Y-%m-%d %H:%M:%S}"
 
 
 @flow(name="intake-drain", flow_run_name=_run_name)

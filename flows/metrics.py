@@ -5,11 +5,12 @@ Each SOP adds its own figures here as it lands (approval rates, time to resoluti
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
+from config import clock
 from flows.runtime import runtime
 from tasks.metrics import (gather_address_metrics, gather_counts, gather_edit_metrics, gather_fulfillment_metrics,
                            gather_message_metrics)
@@ -19,7 +20,7 @@ from tasks.metrics import (gather_address_metrics, gather_counts, gather_edit_me
 def metrics_report(days: int = 1) -> dict[str, int]:
     log = get_run_logger()
     rt = runtime()
-    since = datetime.now(timezone.utc) - timedelta(days=days)
+    since = clock.now() - timedelta(days=days)
     counts = gather_counts(rt.database_url, since)
     for name, table in counts.items():
         create_table_artifact(key=f"metrics-{name}", table=table or [{"note": "nothing recorded"}],

@@ -16,11 +16,12 @@ Every effect goes through the ledger under the request's id.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
 
+from config import clock
 from domain.address import check_address
 from domain.order_edit import EditFacts, Line, Variant, decide_edit
 from domain.orders import live_stage
@@ -133,7 +134,7 @@ def order_edit(order_id: int, request: dict[str, Any], channel: str = "self_serv
             return {"outcome": "refused", "request": req.id, "error": f"order {order_id} does not exist"}
         stage = live_stage(order["fulfillment_status"], (order["warehouse"] or {}).get("status"),
                            order["recorded_stage"])
-        at = now or datetime.now(timezone.utc)
+        at = clock.utc(now)
         if req.status == "waiting":  # a re-run after the suspension: judge as when it was asked
             stage, at = req.stage or stage, as_utc(req.requested_at)
         verdict = None

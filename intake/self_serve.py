@@ -125,19 +125,15 @@ def routes(database_url: str, cfg: SelfServe) -> list[Route]:
 
 def start_cancellation_run(order_id: int, order_name: str, reason: str, channel: str = "self_serve") -> str:
     """Start a `cancellation-review` run through its deployment; returns the run id."""
-    from prefect.deployments import run_deployment
+    from tasks.launch import launch
 
-    run = run_deployment(name="cancellation-review/cancellation-review", timeout=0, as_subflow=False,
-                         parameters={"order_id": order_id, "order_name": order_name, "channel": channel,
-                                     "reason": reason}, flow_run_name=f"cancellation-review {order_name}")
-    return str(run.id)
+    return launch("cancellation-review/cancellation-review", {"order_id": order_id, "order_name": order_name,
+                  "channel": channel, "reason": reason}, f"cancellation-review {order_name}")
 
 
 def start_edit_run(order_id: int, order_name: str, request: dict, channel: str = "self_serve") -> str:
     """Start an `order-edit` run through its deployment; returns the run id."""
-    from prefect.deployments import run_deployment
+    from tasks.launch import launch
 
-    run = run_deployment(name="order-edit/order-edit", timeout=0, as_subflow=False,
-                         parameters={"order_id": order_id, "order_name": order_name, "request": request,
-                                     "channel": channel}, flow_run_name=f"order-edit {order_name}")
-    return str(run.id)
+    return launch("order-edit/order-edit", {"order_id": order_id, "order_name": order_name, "request": request,
+                  "channel": channel}, f"order-edit {order_name}")

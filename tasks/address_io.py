@@ -58,15 +58,14 @@ def resolve_review(database_url: str, review_id: str, outcome: str, actor: str) 
 def start_address_reviews(orders: list[dict[str, Any]]) -> list[str]:
     """One `address-review #N` run per exception, through the `address-review` deployment; the
     idempotency key (order and address) makes a duplicate trigger return the run it already made."""
-    from prefect.deployments import run_deployment
+    from tasks.launch import launch
 
     started = []
     for o in orders:
-        run = run_deployment(name="address-review/address-review", timeout=0, as_subflow=False,
-                             parameters={"order_id": o["order_id"], "order_name": o["order_name"]},
-                             flow_run_name=f"address-review {o['order_name']}",  # searchable before it runs
-                             idempotency_key=f"address-review:{o['order_id']}:{o['key']}")
-        started.append(str(run.id))
+        started.append(launch("address-review/address-review",
+                              {"order_id": o["order_id"], "order_name": o["order_name"]},
+                              f"address-review {o['order_name']}",  # searchable before it runs
+                              idempotency_key=f"address-review:{o['order_id']}:{o['key']}"))
     return started
 
 

@@ -48,3 +48,28 @@ def resume_waiting_run(flow_run_id: str, run_input: dict[str, Any]) -> None:
 @task(retries=3, retry_delay_seconds=2)
 def note_effect(database_url: str, approval_id: str, effect: dict[str, Any]) -> None:
     approval_store.record_effect_of_decision(database_url, approval_id, effect)
+
+
+class DecisionRefused(Exception):
+    """A decision the approval's policy does not allow (audited; the request keeps waiting)."""
+
+
+def submit_decision(database_url: str, policy, approval_id: str, approver: str, decision: str, note: str | None,
+                    address: dict | None, channel: str = "cli") -> Any:
+    """What an approver's answer goes through outside the UI form (the CLI, the scenario runner):
+    the same check as the form, a refusal audited, then the waiting run resumed with the answer.
+    Raises LookupError (no such request or no run to resume) or DecisionRefused."""
+    from domain.approvals import check_decision
+
+    a = approval_store.get_approval(database_url, approval_id)
+    if a is None:
+        raise LookupError(f"no approval {approval_id!r}")
+    check = check_decision(policy, a.kind, a.role, a.status, approver, decision, note, address, a.address_verdict)
+    if not check.ok:
+        approval_store.refuse_decision(database_url, a.id, approver, decision, list(check.reasons), channel=channel)
+        raise DecisionRefused("; ".join(check.reasons))
+    if not a.flow_run_id:
+        raise LookupError(f"{a.id} has no waiting run to resume")
+    resume_waiting_run(a.flow_run_id, {"decision": decision, "approver": approver, "note": note or "",
+                                       **(address or {})})
+    return a
