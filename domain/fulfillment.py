@@ -126,7 +126,8 @@ def mirror_signals(order_id: int, shopify_tags, warehouse_flags, tickets) -> Sig
 
 # ------------------------------------------------------------------ source of truth by stage
 
-_WAREHOUSE_WORD = {"received": "released", "picking": "picking", "packed": "packed", "shipped": "shipped"}
+_WAREHOUSE_WORD = {"received": "released", "picking": "picking", "packed": "packed", "label_created": "label_created",
+                   "shipped": "shipped"}
 
 
 def owner_word(ours: str, warehouse_status: str | None, policy: Policy) -> tuple[str | None, str]:

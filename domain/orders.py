@@ -76,6 +76,17 @@ def stage_from_rest(order: dict[str, Any]) -> str:
     return "unfulfilled"
 
 
+def stages_kept_over(snapshot_stage: str) -> tuple[str, ...]:
+    """Recorded stages a Shopify snapshot saying `snapshot_stage` must not replace: the 3PL and the
+    carrier told us more (an `orders/updated` for a hold at `picking` says only `unfulfilled`), so
+    the stage never moves back; a cancellation (a side state Shopify owns) always replaces."""
+    from domain.vocab import SIDE_STAGES, STAGES
+
+    if snapshot_stage not in STAGES:
+        return ()
+    return STAGES[STAGES.index(snapshot_stage) + 1:] + tuple(s for s in SIDE_STAGES if s != "on_hold")
+
+
 def order_facts(order: Any) -> OrderFacts | None:
     """The facts aftercart keeps from a REST order payload, or None when it is not one."""
     if not isinstance(order, dict):
@@ -207,7 +218,7 @@ def stage_from_fulfillment_event(topic: str, payload: Any, current: str | None) 
     return new
 
 
-_WAREHOUSE_STAGE = {"received": "released", "picking": "picking", "packed": "packed"}
+_WAREHOUSE_STAGE = {"received": "released", "picking": "picking", "packed": "packed", "label_created": "label_created"}
 
 
 def stage_from_warehouse_push(topic: str, payload: Any, current: str | None) -> str | None:
@@ -233,7 +244,7 @@ def live_stage(fulfillment_status: str | None, warehouse_status: str | None, rec
 
     candidates = ["unfulfilled"]
     if warehouse_status:
-        candidates.append({"received": "released", "picking": "picking", "packed": "packed",
+        candidates.append({"received": "released", "picking": "picking", "packed": "packed", "label_created": "label_created",
                            "shipped": "shipped"}.get(warehouse_status, "released"))
     if fulfillment_status in ("FULFILLED", "PARTIALLY_FULFILLED"):
         candidates.append("shipped")

@@ -153,7 +153,8 @@ def _operation_of(body: Any) -> str:
 _CARRIER_STAGE = {"confirmed": "shipped", "in_transit": "in_transit", "out_for_delivery": "out_for_delivery",
                   "attempted_delivery": "out_for_delivery", "delivered": "delivered", "failure": "failed_delivery",
                   "delayed": "in_transit"}
-_WAREHOUSE_STAGE = {"received": "released", "picking": "picking", "packed": "packed", "shipped": "shipped"}
+_WAREHOUSE_STAGE = {"received": "released", "picking": "picking", "packed": "packed",
+                    "label_created": "label_created", "shipped": "shipped"}
 
 
 def stage_of(sandbox: "Sandbox", o: OrderState) -> str:

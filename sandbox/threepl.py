@@ -24,7 +24,7 @@ from sandbox.clock import iso
 from sandbox.operations import OpError, Operations
 
 log = logging.getLogger("aftercart.sandbox.3pl")
-FLOW = ("received", "picking", "packed", "shipped")
+FLOW = ("received", "picking", "packed", "label_created", "shipped")  # label_created: the label is bought
 _tracking = itertools.count(100000)
 
 
@@ -145,7 +145,7 @@ class ThreePL:
             o = self.ops.order(order_id)
             existing = self.orders.get(order_id)
             if existing is not None:
-                if existing.status in ("packed", "shipped", "cancelled"):
+                if existing.status in ("packed", "label_created", "shipped", "cancelled"):
                     raise ThreePLError(409, f"order {o.name} is {existing.status}: a new version is too late")
                 existing.version += 1
                 existing.lines, existing.address = lines, dict(body.get("address") or existing.address)
@@ -222,7 +222,10 @@ class ThreePL:
                 continue
             since = datetime.fromisoformat(w.status_since.replace("Z", "+00:00"))
             if now - since >= timedelta(minutes=minutes):
-                self.advance(w.order_id, FLOW[FLOW.index(w.status) + 1])
+                nxt = FLOW[FLOW.index(w.status) + 1]
+                if nxt == "label_created" and nxt not in self.auto_minutes:  # labels bought as it ships
+                    nxt = "shipped"
+                self.advance(w.order_id, nxt)
                 moved += 1
         return moved
 

@@ -147,7 +147,8 @@ def send_customer_message(database_url: str, order_id: int, to: str, template: s
     from tasks.db.store import record_message
 
     msg = render(template, language, context)
-    headers = {"X-Aftercart-Template": template, "X-Aftercart-Order": str(context.get("order_name", order_id))}
+    headers = {"X-Aftercart-Template": template, "X-Aftercart-Order": str(context.get("order_name", order_id)),
+               "Content-Language": language}
 
     def call(_key: str) -> dict[str, Any]:
         return {"message_id": mailer(load_settings()).send(to, msg.subject, msg.text, msg.html, headers)}

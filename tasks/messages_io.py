@@ -67,7 +67,8 @@ def deliver(database_url: str, messages: list[dict[str, Any]]) -> dict[str, int]
                 mark_effect_failed(database_url, m["effect_key"], exc)
                 counts["failed"] += 1
                 continue
-            headers = {"X-Aftercart-Template": m["template"], "X-Aftercart-Order": str(m["context"].get("order_name"))}
+            headers = {"X-Aftercart-Template": m["template"], "X-Aftercart-Order": str(m["context"].get("order_name")),
+                       "Content-Language": m["language"]}
             mail = m_client.compose(m["to"], msg.subject, msg.text, msg.html, headers)
             try:
                 out = perform_effect(database_url, m["effect_key"], "message", f"order:{m['order_id']}",

@@ -115,6 +115,22 @@ def test_racing_snapshots_leave_the_newest(db_url, oid):
     assert store.upsert_order(db_url, "shop", _facts(19, "same@example.com"), {}) == "same"
 
 
+def test_a_shopify_snapshot_never_moves_the_stage_back(db_url):
+    """An orders/updated for a hold at `picking` says only `unfulfilled`; the 3PL's word stays. A
+    cancellation (Shopify's own side state) replaces any stage. (Found by a scenario: a hold after
+    picking started showed the order as unfulfilled.)"""
+    from dataclasses import replace
+
+    store.upsert_order(db_url, "shop", _facts(0, "a@example.com", 7), {})
+    store.set_stages(db_url, {7: "picking"})
+    assert store.upsert_order(db_url, "shop", _facts(1, "a@example.com", 7), {}) == "apply"
+    assert store.stages_of(db_url, [7]) == {7: "picking"}
+    store.upsert_order(db_url, "shop", replace(_facts(2, "a@example.com", 7), stage="shipped"), {})
+    assert store.stages_of(db_url, [7]) == {7: "shipped"}
+    store.upsert_order(db_url, "shop", replace(_facts(3, "a@example.com", 7), stage="cancelled"), {})
+    assert store.stages_of(db_url, [7]) == {7: "cancelled"}
+
+
 def test_cursor_roundtrip(db_url):
     assert store.get_cursor(db_url, "reconcile") is None
     store.set_cursor(db_url, "reconcile", "2026-11-27T14:00:00Z")

@@ -20,11 +20,11 @@ class Mailer:
         msg = EmailMessage()
         msg["From"], msg["To"], msg["Subject"] = self.sender, to, subject
         msg["Message-ID"] = make_msgid(domain=self.sender.split("@")[-1])
-        for k, v in (headers or {}).items():
-            msg[k] = v
         msg.set_content(text)
         if html is not None:
             msg.add_alternative(html, subtype="html")
+        for k, v in (headers or {}).items():  # after the body: a multipart moves Content-* headers into its parts
+            msg[k] = v
         return msg
 
     @contextmanager

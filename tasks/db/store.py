@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy import update
+from sqlalchemy import case, update
 from sqlmodel import select
 
-from domain.orders import OrderFacts, compare_snapshot
+from domain.orders import OrderFacts, compare_snapshot, stages_kept_over
 from tasks.db.engine import session
 from tasks.db.models import AuditLog, Cursor, Decision, Effect, Order, WebhookDelivery, utcnow
 
@@ -115,17 +115,20 @@ def _upsert_in(s, shop: str, facts: OrderFacts, snapshot: dict[str, Any]) -> str
     A first insert that races another surfaces as IntegrityError at commit."""
     ts = as_utc(facts.updated_at)
     values = dict(name=facts.name, email=facts.email, customer_locale=facts.customer_locale,
-                  country_code=facts.country_code, tags=facts.tags, stage=facts.stage, snapshot=snapshot,
+                  country_code=facts.country_code, tags=facts.tags, snapshot=snapshot,
                   shopify_updated_at=ts, updated_at=utcnow())
+    kept = stages_kept_over(facts.stage)  # what the 3PL and carrier told us is not undone by Shopify's word
+    stage = case((Order.stage.in_(kept), Order.stage), else_=facts.stage) if kept else facts.stage
     s.flush()
     for _ in range(50):
         res = s.exec(update(Order).where(Order.id == facts.id, Order.shopify_updated_at < ts)
-                     .values(version=Order.version + 1, **values).execution_options(synchronize_session=False))
+                     .values(version=Order.version + 1, stage=stage, **values)
+                     .execution_options(synchronize_session=False))
         if res.rowcount:
             return "apply"
         current = s.exec(select(Order.shopify_updated_at).where(Order.id == facts.id)).first()
         if current is None:
-            s.add(Order(id=facts.id, shop=shop, version=1, **values))
+            s.add(Order(id=facts.id, shop=shop, version=1, stage=facts.stage, **values))
             return "apply"
         verdict = compare_snapshot(as_utc(current), ts)
         if verdict != "apply":
