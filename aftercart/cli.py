@@ -9,6 +9,7 @@ import typer
 
 from aftercart.address_cli import app as address_app
 from aftercart.approvals_cli import app as approvals_app
+from aftercart.scenario.cli import app as scenario_app
 from rich.console import Console
 
 app = typer.Typer(help="aftercart: post-purchase operations for Shopify on Prefect 3.", no_args_is_help=True)
@@ -18,6 +19,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(address_app, name="address")
+app.add_typer(scenario_app, name="scenario")
 report_app = typer.Typer(help="Reports from the operational store.", no_args_is_help=True)
 CHANNELS = ("email", "chat", "phone", "social", "self_serve")
 app.add_typer(report_app, name="report")
