@@ -58,15 +58,12 @@ def resolve_review(database_url: str, review_id: str, outcome: str, actor: str) 
 def start_address_reviews(orders: list[dict[str, Any]]) -> list[str]:
     """One `address-review #N` run per exception, through the `address-review` deployment; the
     idempotency key (order and address) makes a duplicate trigger return the run it already made."""
-    from tasks.launch import launch
+    from tasks.launch import launch_many
 
-    started = []
-    for o in orders:
-        started.append(launch("address-review/address-review",
-                              {"order_id": o["order_id"], "order_name": o["order_name"]},
-                              f"address-review {o['order_name']}",  # searchable before it runs
-                              idempotency_key=f"address-review:{o['order_id']}:{o['key']}"))
-    return started
+    return launch_many("address-review/address-review", [
+        ({"order_id": o["order_id"], "order_name": o["order_name"]},
+         f"address-review {o['order_name']}",  # searchable before it runs
+         f"address-review:{o['order_id']}:{o['key']}") for o in orders])
 
 
 def verify_now(addresses: list[dict[str, Any]]) -> list[dict[str, Any] | None]:

@@ -27,6 +27,19 @@ def launch(deployment: str, parameters: dict[str, Any], run_name: str, idempoten
     return str(run.id)
 
 
+def launch_many(deployment: str, runs: list[tuple[dict[str, Any], str, str | None]]) -> list[str]:
+    """Start one run of `deployment` per (parameters, run name, idempotency key), reading the
+    deployment once (a batch's exceptions: one API call each instead of two)."""
+    if _launcher is not None or not runs:
+        return [launch(deployment, params, name, key) for params, name, key in runs]
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        dep = client.read_deployment_by_name(deployment)
+        return [str(client.create_flow_run_from_deployment(dep.id, parameters=params, name=name,
+                                                             idempotency_key=key).id) for params, name, key in runs]
+
+
 @contextmanager
 def use(launcher: Launcher) -> Iterator[None]:
     """Start runs with `launcher` inside the block (for the whole process)."""
