@@ -107,6 +107,7 @@ class LeakyBucket:
         self.plan, self._now = plan, now
         self._available, self._at = plan.maximum, now()
         self._lock = threading.Lock()
+        self.spent = 0.0  # points actually used (charged minus refunded), for benchmarks
 
     def _refill(self) -> None:
         t = self._now()
@@ -119,12 +120,14 @@ class LeakyBucket:
             if cost > self._available:
                 return False, self._available
             self._available -= cost
+            self.spent += cost
             return True, self._available
 
     def refund(self, points: float) -> float:
         with self._lock:
             self._refill()
             self._available = min(self.plan.maximum, self._available + max(points, 0))
+            self.spent -= max(points, 0)
             return self._available
 
     def status(self) -> dict[str, float]:
