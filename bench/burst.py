@@ -131,6 +131,7 @@ def burst(args, plan: str, api: str, base_env: dict) -> dict:
                 orders_per_s=len(done) / (end - t0), p50=statistics.median(lat) if lat else float("nan"),
                 p95=pct(lat, 0.95), p99=pct(lat, 0.99), confirmations=mails, manual=len(manual),
                 exception_runs=exceptions, cost=cost, bound=max(0.0, cost - p.maximum) / p.restore_rate,
+                total_over_restore=cost / p.restore_rate,
                 flow_runs=runs_after[0] - runs_before[0], task_runs=runs_after[1] - runs_before[1],
                 rss_intake=peak_rss_mb(intake.pid), inbox=_inbox(db_file))
             return result
@@ -315,8 +316,24 @@ def main() -> None:
     ap.add_argument("--naive-sample", type=int, default=1000)
     ap.add_argument("--prefect-postgres", action="store_true",
                     help="run the Prefect server on a throwaway PostgreSQL (scripts/pg-test-server) instead of SQLite")
+    ap.add_argument("--naive-rate", type=float, default=None, help=argparse.SUPPRESS)  # from the first plan's run
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    plans = args.plans.split(",")
+    if len(plans) > 1:  # one process per plan: Prefect's client settings and event worker are per process
+        import re
+
+        rate = None
+        for n, plan in enumerate(plans):
+            cmd = [sys.executable, __file__, "--orders", str(args.orders), "--plans", plan,
+                   "--naive-sample", str(args.naive_sample if n == 0 else 0)]
+            cmd += ["--prefect-postgres"] if args.prefect_postgres else []
+            cmd += ["--naive-rate", str(rate)] if rate else []
+            out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True).stdout
+            print(out, end="", flush=True)
+            found = re.search(r"\(naive: ([0-9.]+) orders/s", out)
+            rate = rate or (float(found.group(1)) if found else None)
+        return
 
     tmp = Path(tempfile.mkdtemp(prefix="aftercart-bench-burst-"))
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AFTERCART_"))}
@@ -328,7 +345,7 @@ def main() -> None:
     print(f"pure-decision limit  {limit:,.0f} orders/s ({confirmations} confirmations decided, no IO)", flush=True)
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    drops, naive_rate = 0, float("nan")
+    drops, naive_rate = 0, args.naive_rate or float("nan")
     for plan in args.plans.split(","):
         server, api, log, pg_dir = start_prefect(tmp / plan, base, args.prefect_postgres)
         try:
@@ -349,14 +366,16 @@ def main() -> None:
         print(f"inbox                {r['inbox'][0]} rows, {r['inbox'][1]} distinct webhook ids")
         bound = (f"API-budget bound {r['bound']:.1f} s (points beyond the bucket / restore rate); measured/bound "
                  f"{r['seconds'] / r['bound']:.2f}x" if r["bound"] else "within the bucket: API-budget bound 0 s")
-        print(f"Shopify cost         {r['cost']:.0f} points = {r['cost'] / r['orders']:.2f} per order; {bound}")
+        print(f"Shopify cost         {r['cost']:.0f} points = {r['cost'] / r['orders']:.2f} per order; {bound}; "
+              f"total points / restore rate {r['total_over_restore']:.1f} s")
         print(f"Prefect runs         {r['flow_runs']} flow runs, {r['task_runs']} task runs created")
         print(f"peak RSS             intake {r['rss_intake']:.0f} MB; drain + sandbox process "
               f"{peak_rss_mb():.0f} MB (one process here); Prefect server {r['rss_server']:.0f} MB")
         lower = min(limit, r["orders"] / r["bound"]) if r["bound"] else limit
         print(f"burst / min(pure-decision limit, API bound) = {r['orders_per_s'] / lower:.3f}")
         print(f"ours / naive         {r['orders_per_s'] / naive_rate:.1f}x "
-              f"(naive: {naive_rate:.2f} orders/s on {args.naive_sample}, measured at the first plan)", flush=True)
+              f"(naive: {naive_rate:.2f} orders/s" + (" on the first plan's sample)" if args.naive_rate else
+                                                        f" on {args.naive_sample} orders)"), flush=True)
     print(f"\nPrefect server 'queue is full' warnings: {drops}")
 
 
