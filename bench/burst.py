@@ -36,6 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench import stop_process  # noqa: E402 - after the path is set
 SECRET = "bench-burst-secret"
 
 
@@ -136,7 +138,7 @@ def burst(args, plan: str, api: str, base_env: dict) -> dict:
                 rss_intake=peak_rss_mb(intake.pid), inbox=_inbox(db_file))
             return result
     finally:
-        stop(intake)
+        stop_process(intake)
 
 
 def _ts(value) -> float:
@@ -304,7 +306,7 @@ def start_prefect(tmp: Path, base: dict, postgres: bool):
 
 
 def stop_prefect(server: subprocess.Popen, pg_dir: Path | None) -> None:
-    stop(server)
+    stop_process(server)
     if pg_dir:
         subprocess.run([str(ROOT / "scripts" / "pg-test-server"), "stop", str(pg_dir)], check=False)
 
@@ -377,14 +379,6 @@ def main() -> None:
               f"(naive: {naive_rate:.2f} orders/s" + (" on the first plan's sample)" if args.naive_rate else
                                                         f" on {args.naive_sample} orders)"), flush=True)
     print(f"\nPrefect server 'queue is full' warnings: {drops}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 if __name__ == "__main__":

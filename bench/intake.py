@@ -151,12 +151,10 @@ def main() -> None:
         print(f"inbox rows      {rows[0]} for {r['distinct']} distinct webhook ids ({rows[1]} distinct stored)")
         print(f"Prefect 'queue is full' warnings: {drops}")
     finally:
+        from bench import stop_process
+
         for p in reversed(procs):
-            p.send_signal(signal.SIGINT)
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            stop_process(p)
 
 
 if __name__ == "__main__":

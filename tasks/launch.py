@@ -20,11 +20,7 @@ def launch(deployment: str, parameters: dict[str, Any], run_name: str, idempoten
     it runs); the idempotency key makes a repeated start return the run it already made."""
     if _launcher is not None:
         return _launcher(deployment, parameters, run_name, idempotency_key)
-    from prefect.deployments import run_deployment
-
-    run = run_deployment(name=deployment, timeout=0, as_subflow=False, parameters=parameters,
-                         flow_run_name=run_name, idempotency_key=idempotency_key)
-    return str(run.id)
+    return launch_many(deployment, [(parameters, run_name, idempotency_key)])[0]
 
 
 def launch_many(deployment: str, runs: list[tuple[dict[str, Any], str, str | None]]) -> list[str]:

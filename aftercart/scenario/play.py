@@ -260,10 +260,9 @@ class Player:
         from flows.fulfillment_sync import fulfillment_sync
         from flows.reconciliation import reconcile_orders
 
-        now = step.at.astimezone(timezone.utc)
-        self.world.settle()
+        now = step.at.astimezone(timezone.utc)  # the world has settled after the previous step
         sweep_approval_deadlines(now=now)
-        self.world.settle()
+        self.world.settle()  # the runs the sweep woke reach their next wait before the sync reads holds
         fulfillment_sync(now=now)
         customer_messages(now=now)
         reconcile_orders()

@@ -54,6 +54,7 @@ class Runs:
         self.runs: list[Run] = []
         self._launched: list[tuple[str, dict[str, Any], str, str | None]] = []
         self._keys: dict[str, str] = {}
+        self._started = 0  # launches so far: each gets its own run id
         self._lock = threading.Lock()
 
     def start(self, name: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Run:
@@ -83,11 +84,16 @@ class Runs:
         with self._lock:
             if idempotency_key and idempotency_key in self._keys:
                 return self._keys[idempotency_key]
-            run_id = f"scenario:{len(self._launched) + 1}"
+            self._started += 1
+            run_id = f"scenario:{self._started}"
             if idempotency_key:
                 self._keys[idempotency_key] = run_id
             self._launched.append((deployment, parameters, run_name, idempotency_key))
             return run_id
+
+    def launches_waiting(self) -> bool:
+        with self._lock:
+            return bool(self._launched)
 
     def start_launched(self) -> int:
         import importlib
@@ -112,7 +118,7 @@ class Runs:
                 with get_client(sync_client=True) as c:
                     for r in alive:
                         found = c.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[r.tag])))
-                        if not (found and r.thread.is_alive() and found[0].state and found[0].state.is_paused()):
+                        if not (found and found[0].state and found[0].state.is_paused()):
                             busy.append(r)
             busy = [r for r in busy if r.thread.is_alive()]
             if not busy:
@@ -122,8 +128,7 @@ class Runs:
             time.sleep(0.1)
 
     def failures(self) -> list[tuple[str, BaseException]]:
-        out = [(r.name, r.result.pop("error")) for r in self.runs if "error" in r.result]
-        return out
+        return [(r.name, r.result.pop("error")) for r in self.runs if "error" in r.result]
 
 
 class World:
@@ -206,7 +211,7 @@ class World:
             self.runs.quiet()
             self._raise_failures()
             if not processed and not started and self.sandbox.sender.pending() == 0 \
-                    and self.sandbox.threepl.wait_idle(0.01) and not self.runs._launched:
+                    and self.sandbox.threepl.wait_idle(0.01) and not self.runs.launches_waiting():
                 return
         raise StepError(f"the world did not come to rest after {rounds} rounds of webhooks and runs")
 
