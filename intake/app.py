@@ -9,6 +9,7 @@ new work) -> order snapshot (an older payload never moves the order back) -> eve
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import queue
@@ -18,7 +19,6 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -70,8 +70,8 @@ def prefect_emitter() -> Emit:
 class GroupWriter:
     """One thread stores the intake's deliveries, as many per transaction as are waiting (group
     commit): one commit, one fsync for the group, and no request thread sleeping in SQLite's busy
-    handler. Each request waits for its own row's outcome; a failed group fails each of its
-    requests (500: Shopify delivers again)."""
+    handler. A request awaits its own row's outcome on the event loop (no thread per waiting
+    request); a failed group fails each of its requests (500: Shopify delivers again)."""
 
     def __init__(self, database_url: str, max_group: int = 256):
         self.database_url, self.max_group = database_url, max_group
@@ -79,15 +79,36 @@ class GroupWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def write(self, fields: dict[str, Any], facts: Any = None, payload: Any = None,
-              timeout: float = 30.0) -> dict[str, Any]:
+    def _start(self) -> None:
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, daemon=True, name="intake-writer")
                 self._thread.start()
+
+    def write(self, fields: dict[str, Any], facts: Any = None, payload: Any = None,
+              timeout: float = 30.0) -> dict[str, Any]:
+        """From a thread: wait for the row's outcome."""
+        self._start()
         done: Future = Future()
-        self._queue.put(({"fields": fields, "shop": fields["shop"], "facts": facts, "payload": payload}, done))
+        self._queue.put(({"fields": fields, "shop": fields["shop"], "facts": facts, "payload": payload},
+                         done.set_result, done.set_exception))
         return done.result(timeout)
+
+    async def write_async(self, fields: dict[str, Any], facts: Any = None, payload: Any = None,
+                          timeout: float = 30.0) -> dict[str, Any]:
+        """From the event loop: await the row's outcome."""
+        self._start()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future = loop.create_future()
+
+        def settle(how: str, value: Any) -> None:
+            if not done.done():
+                getattr(done, how)(value)
+
+        self._queue.put(({"fields": fields, "shop": fields["shop"], "facts": facts, "payload": payload},
+                         lambda r: loop.call_soon_threadsafe(settle, "set_result", r),
+                         lambda e: loop.call_soon_threadsafe(settle, "set_exception", e)))
+        return await asyncio.wait_for(done, timeout)
 
     def _run(self) -> None:
         while True:
@@ -98,14 +119,14 @@ class GroupWriter:
                 except queue.Empty:
                     break
             try:
-                results = store.write_deliveries(self.database_url, [job for job, _ in group])
+                results = store.write_deliveries(self.database_url, [job for job, _ok, _err in group])
             except Exception as exc:  # nothing of the group is stored; each request answers 500
                 log.exception("could not store %s deliveries", len(group))
-                for _, done in group:
-                    done.set_exception(exc)
+                for _, _ok, fail in group:
+                    fail(exc)
                 continue
-            for (_, done), result in zip(group, results):
-                done.set_result(result)
+            for (_, ok, _err), result in zip(group, results):
+                ok(result)
 
 
 class Debouncer:
@@ -131,7 +152,7 @@ def create_app(database_url: str, webhook_secret: str, emit: Emit | None, max_bo
 
     writer = GroupWriter(database_url)
 
-    def _persist(headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    async def _persist(headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         shop = headers.get("x-shopify-shop-domain", "")
         topic = headers.get("x-shopify-topic", "")
         webhook_id = headers.get("x-shopify-webhook-id", "")
@@ -145,17 +166,17 @@ def create_app(database_url: str, webhook_secret: str, emit: Emit | None, max_bo
         try:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
-            writer.write(dict(common, status="rejected", error=f"malformed JSON: {exc}"))
+            await writer.write_async(dict(common, status="rejected", error=f"malformed JSON: {exc}"))
             return 400, {"error": "malformed JSON body"}
         if topic not in KNOWN_TOPICS:
-            res = writer.write(dict(common, status="ignored", error="unknown topic"))
+            res = await writer.write_async(dict(common, status="ignored", error="unknown topic"))
             return 200, {"status": "ignored", "duplicate": res["duplicate"]}
         facts = order_facts(payload) if topic in ORDER_TOPICS else None
         if topic in ORDER_TOPICS and facts is None:
-            writer.write(dict(common, status="rejected", error="not an order payload (id, updated_at)"))
+            await writer.write_async(dict(common, status="rejected", error="not an order payload (id, updated_at)"))
             return 400, {"error": "order payload needs a numeric id and an ISO 8601 updated_at with offset"}
         order_id = facts.id if facts else order_id_in(payload)
-        res = writer.write(dict(common, status="accepted", order_id=order_id), facts, payload)
+        res = await writer.write_async(dict(common, status="accepted", order_id=order_id), facts, payload)
         if res["duplicate"]:
             return 200, {"status": "duplicate", "id": res["id"]}
         if res.get("verdict", "apply") != "apply":
@@ -178,7 +199,7 @@ def create_app(database_url: str, webhook_secret: str, emit: Emit | None, max_bo
             return JSONResponse({"error": f"body over {max_body} bytes"}, status_code=413)
         if not verify(webhook_secret, body, request.headers.get("x-shopify-hmac-sha256")):
             return JSONResponse({"error": "missing or invalid X-Shopify-Hmac-Sha256"}, status_code=401)
-        status, answer = await run_in_threadpool(_persist, dict(request.headers), body)
+        status, answer = await _persist(dict(request.headers), body)
         return JSONResponse(answer, status_code=status)
 
     async def health(_: Request) -> JSONResponse:

@@ -149,3 +149,55 @@ def test_migrations_match_the_models(db_url):
     with get_engine(db_url).connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert diff == []
+
+
+def _job(webhook_id: str, facts: OrderFacts | None, shop: str = "shop") -> dict:
+    fields = dict(shop=shop, webhook_id=webhook_id, topic="orders/updated", status="accepted",
+                  order_id=facts.id if facts else None, body="{}")
+    return {"fields": fields, "shop": shop, "facts": facts, "payload": {"email": facts.email} if facts else None}
+
+
+def _group_outcome(db_url, oid: int) -> tuple:
+    with session(db_url) as s:
+        o = s.get(Order, oid)
+        return o.email, o.stage, o.version, o.snapshot
+
+
+def test_a_group_applies_each_orders_newest_snapshot_once_and_judges_every_job(db_url):
+    """The intake's group write: new and stored orders, several snapshots of one order in the
+    group in any order, a repeat of a webhook id, a stage the 3PL moved that Shopify's word keeps."""
+    from dataclasses import replace
+
+    store.upsert_order(db_url, "shop", _facts(0, "stored@example.com", 7), {"email": "stored@example.com"})
+    store.set_stages(db_url, {7: "picking"})
+    jobs = [_job("a", _facts(5, "five@example.com", 7)), _job("b", _facts(9, "nine@example.com", 7)),
+            _job("c", _facts(7, "seven@example.com", 7)), _job("d", _facts(0, "same@example.com", 7)),
+            _job("e", _facts(1, "new@example.com", 8)), _job("a", _facts(5, "five@example.com", 7)),
+            _job("f", replace(_facts(2, "packed@example.com", 9), stage="shipped"))]
+    out = store.write_deliveries(db_url, jobs)
+    assert [o.get("verdict") for o in out] == ["apply", "apply", "stale", "stale", "apply", None, "apply"]
+    assert [o["duplicate"] for o in out] == [False] * 5 + [True, False]
+    assert out[5]["id"] == out[0]["id"]
+    assert _group_outcome(db_url, 7) == ("nine@example.com", "picking", 2, {"email": "nine@example.com"})
+    assert _group_outcome(db_url, 8)[:3] == ("new@example.com", "unfulfilled", 1)
+    assert _group_outcome(db_url, 9)[1] == "shipped"
+    # the same snapshot again in a later group is `same`, an older one `stale`; neither moves the order
+    out = store.write_deliveries(db_url, [_job("g", _facts(9, "again@example.com", 7)),
+                                          _job("h", _facts(3, "old@example.com", 7))])
+    assert [o["verdict"] for o in out] == ["same", "stale"]
+    assert _group_outcome(db_url, 7)[:3] == ("nine@example.com", "picking", 2)
+
+
+def test_a_group_whose_read_went_stale_falls_back_to_one_job_at_a_time(db_url, monkeypatch):
+    """If another writer moved an order between the group's read and its write, the conditional
+    update finds nothing and the group is stored job by job (nothing lost, the newest still wins)."""
+    store.upsert_order(db_url, "shop", _facts(4, "stored@example.com", 7), {"email": "stored@example.com"})
+    real = store._orders_read
+    monkeypatch.setattr(store, "_orders_read", lambda s, ids: {
+        oid: (ts - timedelta(minutes=1), stage) for oid, (ts, stage) in real(s, ids).items()})
+    out = store.write_deliveries(db_url, [_job("a", _facts(6, "six@example.com", 7)),
+                                          _job("b", _facts(5, "five@example.com", 7))])
+    assert [o["verdict"] for o in out] == ["apply", "stale"]
+    assert _group_outcome(db_url, 7)[:3] == ("six@example.com", "unfulfilled", 2)
+    with session(db_url) as s:
+        assert len(s.exec(select(store.WebhookDelivery)).all()) == 2

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy import case, update
+from sqlalchemy import bindparam, case, insert, update
 from sqlmodel import select
 
 from domain.orders import OrderFacts, compare_snapshot, stages_kept_over
@@ -59,7 +59,7 @@ def write_deliveries(url: str, jobs: list[dict[str, Any]]) -> list[dict[str, Any
     If the group collides with another process's insert, each job is stored on its own instead."""
     try:
         return _write_group(url, jobs)
-    except IntegrityError:
+    except (IntegrityError, _GroupRaced):
         out = []
         for job in jobs:
             res = add_delivery(url, **job["fields"])
@@ -73,7 +73,23 @@ def write_deliveries(url: str, jobs: list[dict[str, Any]]) -> list[dict[str, Any
         return out
 
 
+class _GroupRaced(Exception):
+    """Another writer moved one of the group's orders between our read and our write."""
+
+
+def _orders_read(s, ids: list[int]) -> dict[int, tuple[datetime, str]]:
+    """Each stored order's snapshot time and stage."""
+    if not ids:
+        return {}
+    return {oid: (as_utc(ts), stage) for oid, ts, stage in s.exec(
+        select(Order.id, Order.shopify_updated_at, Order.stage).where(Order.id.in_(ids))).all()}
+
+
 def _write_group(url: str, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The group in a handful of statements: the inbox rows in one insert, the orders read in one
+    select, each order's newest snapshot of the group applied once (new orders in one insert, the
+    others by one conditional update each). The update's WHERE names the snapshot time and stage
+    that were read, so a writer that got in between makes the group fall back to one job at a time."""
     out: list[dict[str, Any]] = []
     seen: dict[tuple[str, str], WebhookDelivery] = {}
     with session(url) as s:
@@ -92,13 +108,53 @@ def _write_group(url: str, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row = WebhookDelivery(**job["fields"])
             s.add(row)
             seen[key] = row
-            item: dict[str, Any] = {"duplicate": False}
-            if job.get("facts") is not None:
-                item["verdict"] = _upsert_in(s, job["shop"], job["facts"], job["payload"])
-                if item["verdict"] != "apply":
-                    row.status = "stale" if item["verdict"] == "stale" else "processed"
-                    row.error, row.processed_at = f"{item['verdict']}: stored order is as new or newer", utcnow()
-            rows.append((item, row))
+            rows.append(({"duplicate": False}, row))
+        s.flush()  # the inbox rows in one statement; on SQLite this also takes the write lock
+        # orders: each job's verdict against the stored snapshot and the group's earlier ones
+        ids = sorted({job["facts"].id for job, (item, row) in zip(jobs, rows) if row is not None
+                      and job.get("facts") is not None})
+        current = _orders_read(s, ids)
+        read = dict(current)
+        newest: dict[int, dict[str, Any]] = {}
+        for job, (item, row) in zip(jobs, rows):
+            facts = job.get("facts")
+            if row is None or facts is None:
+                continue
+            ts = as_utc(facts.updated_at)
+            verdict = compare_snapshot(current.get(facts.id, (None, None))[0], ts)
+            item["verdict"] = verdict
+            if verdict == "apply":
+                current[facts.id] = (ts, facts.stage)
+                newest[facts.id] = job
+            else:
+                row.status = "stale" if verdict == "stale" else "processed"
+                row.error, row.processed_at = f"{verdict}: stored order is as new or newer", utcnow()
+        now = utcnow()
+        inserts, updates = [], []
+        for oid, job in newest.items():
+            facts = job["facts"]
+            values = dict(name=facts.name, email=facts.email, customer_locale=facts.customer_locale,
+                          country_code=facts.country_code, tags=facts.tags, snapshot=job["payload"],
+                          shopify_updated_at=as_utc(facts.updated_at), updated_at=now)
+            if oid not in read:
+                inserts.append(dict(values, id=oid, shop=job["shop"], version=1, stage=facts.stage, created_at=now))
+            else:
+                old_ts, old_stage = read[oid]
+                stage = old_stage if old_stage in stages_kept_over(facts.stage) else facts.stage
+                updates.append(dict(values, b_id=oid, b_old_ts=old_ts, b_old_stage=old_stage, stage=stage))
+        if inserts:
+            s.execute(insert(Order), inserts)
+        t = Order.__table__
+        stmt = (update(t).where(t.c.id == bindparam("b_id"), t.c.shopify_updated_at == bindparam("b_old_ts"),
+                                t.c.stage == bindparam("b_old_stage")).values(version=t.c.version + 1))
+        conn = s.connection()
+        if updates and conn.dialect.supports_sane_multi_rowcount:
+            if conn.execute(stmt, updates).rowcount != len(updates):
+                raise _GroupRaced
+        else:
+            for u in updates:
+                if conn.execute(stmt, u).rowcount != 1:
+                    raise _GroupRaced
         s.commit()
         for item, row in rows:
             if row is not None:
