@@ -365,3 +365,25 @@ def test_the_zombie_automation_is_installed_once(prefect_harness):
     with get_client(sync_client=True) as c:
         [a] = c.read_automations_by_name(ZOMBIE_AUTOMATION)
     assert a.trigger.posture == "Proactive" and a.actions[0].state == "CRASHED"
+
+
+def test_the_zombie_automation_leaves_runs_waiting_for_a_person_alone_and_is_brought_up_to_date(prefect_harness):
+    """A run waiting for an approver sends no heartbeats (suspended: no process at all); the window
+    must end there, or every approval older than 90 s is marked Crashed and cannot be resumed. An
+    installation made with the older definition is updated in place."""
+    from aftercart.automations import ZOMBIE_AUTOMATION, install_automations, zombie_automation
+
+    install_automations()
+    with get_client(sync_client=True) as c:
+        [a] = c.read_automations_by_name(ZOMBIE_AUTOMATION)
+        assert {"prefect.flow-run.Suspended", "prefect.flow-run.Paused"} <= set(a.trigger.expect)
+        old = zombie_automation()
+        old.trigger.expect = {"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
+                              "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"}  # Prefect's documented one
+        c.update_automation(a.id, old)
+        assert "prefect.flow-run.Suspended" not in c.read_automations_by_name(ZOMBIE_AUTOMATION)[0].trigger.expect
+    assert install_automations() == [f"{ZOMBIE_AUTOMATION} (updated)"]
+    with get_client(sync_client=True) as c:
+        [a] = c.read_automations_by_name(ZOMBIE_AUTOMATION)
+    assert {"prefect.flow-run.Suspended", "prefect.flow-run.Paused"} <= set(a.trigger.expect)
+    assert install_automations() == []
