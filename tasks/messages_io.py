@@ -19,7 +19,7 @@ from config.settings import load_settings
 from tasks.clients.factory import mailer
 from tasks.db.engine import session
 from tasks.db.models import Effect, utcnow
-from tasks.db.store import mark_effect_failed, perform_effect, record_message
+from tasks.db.store import confirm_messages, count_attempts, mark_effects_failed
 
 
 def _ledger(database_url: str, messages: list[dict[str, Any]]) -> set[str]:
@@ -45,9 +45,18 @@ def _request(m: dict[str, Any]) -> dict[str, Any]:
             "context": m["context"]}
 
 
+CHUNK = 25  # messages sent between two ledger writes: at most this many are sent again after a crash
+
+
 def deliver(database_url: str, messages: list[dict[str, Any]]) -> dict[str, int]:
     """Send each message once (through the ledger) over one SMTP session; a message that fails
-    stays in the ledger as failed and is sent by the next resend."""
+    stays in the ledger as failed and is sent by the next resend.
+
+    The ledger rows are pending before anything is sent. Then, chunk by chunk, one write counts the
+    chunk's attempts, the chunk is rendered and sent, and one write confirms what went out (with
+    its Message-ID) and records the messages: three small transactions per chunk instead of four
+    per message. A crash inside a chunk leaves its messages pending; the resend sends them again,
+    as it would one message before (SMTP has no idempotency key)."""
     from config.messages import TemplateMissing, render
 
     counts = {"sent": 0, "already_sent": 0, "failed": 0}
@@ -60,25 +69,29 @@ def deliver(database_url: str, messages: list[dict[str, Any]]) -> dict[str, int]
         return counts
     m_client = mailer(load_settings())
     with m_client.connection() as smtp:
-        for m in todo:
-            try:
-                msg = render(m["template"], m["language"], m["context"])
-            except (TemplateMissing, Exception) as exc:  # noqa: BLE001 - recorded, never half-sent
-                mark_effect_failed(database_url, m["effect_key"], exc)
-                counts["failed"] += 1
-                continue
-            headers = {"X-Aftercart-Template": m["template"], "X-Aftercart-Order": str(m["context"].get("order_name")),
-                       "Content-Language": m["language"]}
-            mail = m_client.compose(m["to"], msg.subject, msg.text, msg.html, headers)
-            try:
-                out = perform_effect(database_url, m["effect_key"], "message", f"order:{m['order_id']}",
-                                     _request(m), lambda _key: {"message_id": smtp(mail)})
-            except Exception:  # noqa: BLE001 - the ledger row says failed; the resend picks it up
-                counts["failed"] += 1
-                continue
-            record_message(database_url, m["order_id"], m["template"], m["language"], m["to"], msg.subject,
-                           m["effect_key"], out.get("message_id"))
-            counts["sent"] += 1
+        for i in range(0, len(todo), CHUNK):
+            chunk = todo[i:i + CHUNK]
+            count_attempts(database_url, [m["effect_key"] for m in chunk])
+            sent, failed = [], []
+            for m in chunk:
+                try:
+                    msg = render(m["template"], m["language"], m["context"])
+                except (TemplateMissing, Exception) as exc:  # noqa: BLE001 - recorded, never half-sent
+                    failed.append((m["effect_key"], exc))
+                    continue
+                headers = {"X-Aftercart-Template": m["template"],
+                           "X-Aftercart-Order": str(m["context"].get("order_name")), "Content-Language": m["language"]}
+                mail = m_client.compose(m["to"], msg.subject, msg.text, msg.html, headers)
+                try:
+                    sent.append({"effect_key": m["effect_key"], "order_id": m["order_id"], "template": m["template"],
+                                 "language": m["language"], "to": m["to"], "subject": msg.subject,
+                                 "message_id": smtp(mail)})
+                except Exception as exc:  # noqa: BLE001 - the ledger row says failed; the resend picks it up
+                    failed.append((m["effect_key"], exc))
+            confirm_messages(database_url, sent)
+            mark_effects_failed(database_url, failed)
+            counts["sent"] += len(sent)
+            counts["failed"] += len(failed)
     return counts
 
 

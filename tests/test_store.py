@@ -201,3 +201,32 @@ def test_a_group_whose_read_went_stale_falls_back_to_one_job_at_a_time(db_url, m
     assert _group_outcome(db_url, 7)[:3] == ("six@example.com", "unfulfilled", 2)
     with session(db_url) as s:
         assert len(s.exec(select(store.WebhookDelivery)).all()) == 2
+
+
+def test_messages_are_confirmed_and_recorded_in_one_write_each_once(db_url):
+    """The batched message ledger: attempts counted before sending, confirmations with their
+    Message-ID and one message row each; a confirmation written twice records nothing twice, a
+    failure never undoes a confirmation."""
+    from tasks.db.models import Message
+
+    keys = [f"msg:{i}:order_confirmation" for i in range(3)]
+    with session(db_url) as s:
+        for k in keys:
+            s.add(Effect(effect_key=k, kind="message", subject="order:1", idempotency_key=k, request={}))
+        s.commit()
+    store.count_attempts(db_url, keys)
+    sent = [{"effect_key": k, "order_id": i, "template": "order_confirmation", "language": "en",
+             "to": f"c{i}@example.com", "subject": "Thanks", "message_id": f"<{i}@shop>"} for i, k in enumerate(keys[:2])]
+    store.confirm_messages(db_url, sent)
+    store.confirm_messages(db_url, sent[:1])  # a re-run confirming again
+    store.mark_effects_failed(db_url, [(keys[0], RuntimeError("late")), (keys[2], OSError("connection lost"))])
+    with session(db_url) as s:
+        rows = {e.effect_key: e for e in s.exec(select(Effect)).all()}
+        messages = s.exec(select(Message).order_by(Message.order_id)).all()
+    assert [(rows[k].status, rows[k].attempts) for k in keys] == [("confirmed", 1), ("confirmed", 1), ("failed", 1)]
+    assert rows[keys[1]].result == {"message_id": "<1@shop>"} and rows[keys[2]].last_error == "OSError: connection lost"
+    assert [(m.order_id, m.message_id, m.to_address) for m in messages] == [(0, "<0@shop>", "c0@example.com"),
+                                                                          (1, "<1@shop>", "c1@example.com")]
+    store.count_attempts(db_url, keys)  # a confirmed effect is not attempted again
+    with session(db_url) as s:
+        assert [s.exec(select(Effect.attempts).where(Effect.effect_key == k)).one() for k in keys] == [1, 1, 2]

@@ -214,14 +214,11 @@ def mark_processed(url: str, ids: Iterable[int]) -> int:
     ids = list(ids)
     if not ids:
         return 0
-    now = utcnow()
     with session(url) as s:
-        rows = s.exec(select(WebhookDelivery).where(WebhookDelivery.id.in_(ids))).all()
-        for r in rows:
-            r.status, r.processed_at = "processed", now
-            s.add(r)
+        n = s.exec(update(WebhookDelivery).where(WebhookDelivery.id.in_(ids))
+                   .values(status="processed", processed_at=utcnow()).execution_options(synchronize_session=False))
         s.commit()
-        return len(rows)
+        return n.rowcount
 
 
 # ------------------------------------------------------------------ orders
@@ -399,6 +396,51 @@ def grouped_counts(url: str, since: datetime) -> dict[str, list[dict[str, Any]]]
             "approvals": [{"role": r, "status": st, "count": c} for r, st, c in rows(
                 Approval.role, Approval.status, model=Approval)],
         }
+
+
+def count_attempts(url: str, effect_keys: list[str]) -> None:
+    """One more attempt for each of these effects, written before they are tried."""
+    if not effect_keys:
+        return
+    with session(url) as s:
+        s.exec(update(Effect).where(Effect.effect_key.in_(effect_keys), Effect.status != "confirmed")
+               .values(attempts=Effect.attempts + 1, updated_at=utcnow()).execution_options(synchronize_session=False))
+        s.commit()
+
+
+def mark_effects_failed(url: str, failures: list[tuple[str, BaseException]]) -> None:
+    """`mark_effect_failed` for many, in one transaction."""
+    if not failures:
+        return
+    t, now = Effect.__table__, utcnow()
+    with session(url) as s:
+        s.connection().execute(
+            update(t).where(t.c.effect_key == bindparam("b_key"), t.c.status != "confirmed")
+            .values(status="failed", last_error=bindparam("b_error"), updated_at=now),
+            [{"b_key": k, "b_error": f"{type(e).__name__}: {e}"[:2000]} for k, e in failures])
+        s.commit()
+
+
+def confirm_messages(url: str, sent: list[dict[str, Any]]) -> None:
+    """Messages that went out: their ledger rows confirmed with the Message-ID, and one message row
+    each (a message recorded before is not recorded twice), in one transaction.
+    Each: {effect_key, order_id, template, language, to, subject, message_id}."""
+    from tasks.db.models import Message
+
+    if not sent:
+        return
+    t, now = Effect.__table__, utcnow()
+    keys = [m["effect_key"] for m in sent]
+    with session(url) as s:
+        s.connection().execute(
+            update(t).where(t.c.effect_key == bindparam("b_key"))
+            .values(status="confirmed", result=bindparam("b_result"), last_error=None, updated_at=now),
+            [{"b_key": m["effect_key"], "b_result": {"message_id": m["message_id"]}} for m in sent])
+        have = set(s.exec(select(Message.effect_key).where(Message.effect_key.in_(keys))).all())
+        s.add_all([Message(order_id=m["order_id"], template=m["template"], language=m["language"], to_address=m["to"],
+                           subject=m["subject"], effect_key=m["effect_key"], message_id=m["message_id"])
+                   for m in sent if m["effect_key"] not in have])
+        s.commit()
 
 
 def record_message(url: str, order_id: int | None, template: str, language: str, to: str, subject: str,
