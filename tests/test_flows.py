@@ -179,3 +179,23 @@ def test_metrics_report_counts_the_store(world):
     assert sandbox.sender.wait_idle(20)
     totals = metrics_report()
     assert totals["inbox"] == 5 and totals["orders"] == 5
+
+
+def test_a_batch_of_exception_runs_is_created_a_few_at_a_time_in_the_order_asked_and_once(aftercart_env):
+    """launch_many: one run per exception, named after its order, ids in the order asked; the same
+    idempotency keys again return the runs already made (a drain re-run starts nothing twice)."""
+    from prefect.client.orchestration import get_client
+
+    from flows.address_validation import address_review
+    from tasks.launch import launch_many
+
+    address_review.to_deployment(name="address-review").apply()
+    runs = [({"order_id": 9000 + i, "order_name": f"#L{i}"}, f"address-review #L{i}", f"launch-test:{i}")
+            for i in range(12)]
+    ids = launch_many("address-review/address-review", runs)
+    again = launch_many("address-review/address-review", runs[::-1])
+    assert len(set(ids)) == 12 and again == ids[::-1]
+    with get_client(sync_client=True) as c:
+        made = [c.read_flow_run(i) for i in ids]
+    assert [r.name for r in made] == [f"address-review #L{i}" for i in range(12)]
+    assert [r.parameters["order_id"] for r in made] == [9000 + i for i in range(12)]
