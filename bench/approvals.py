@@ -1,13 +1,20 @@
-"""Benchmark: many approvals waiting at once, then resume-to-effect latency.
+"""Benchmark: many approvals waiting at once, then every one decided, decision to effect.
 
-    python bench/approvals.py [--waiting 500] [--resume 50] [--limit 8]
+    python bench/approvals.py [--waiting 500] [--limit 8] [--prefect-postgres]
 
-Starts a Prefect server (SQLite, in a temporary directory), the sandbox store and a runner serving
-a deployment that waits for an approval (the cancellation-review stand-in of the tests). It starts
-N runs, waits until all are suspended, and prints the processes and total RSS of everything it
-started (goal: no process per waiting approval, under 1 GiB in all). Then it submits M decisions the
-way `aftercart approvals approve` does (same check, then resume through the API) and prints p50 and
-p95 from decision submitted to the order cancelled in the sandbox (goal: p95 <= 10 s).
+Processes, as `aftercart up` runs them: a Prefect server of its own (SQLite, or a throwaway
+PostgreSQL with --prefect-postgres) and the runner (`python -m aftercart.services serve`: every
+deployment, limit AFTERCART_SERVE_LIMIT), next to the sandbox store served by this process.
+
+N sandbox orders are at the warehouse (`picking`, in the 3PL and in our store); for each, a
+customer asks to cancel, and its real `cancellation-review` run starts through the deployment (the
+launch path the intake and the sweep use). By the default policy a cancellation at the warehouse
+waits for ops: the run pulls the order back from the 3PL, tells the customer, and suspends. When
+all N are Suspended the script prints the processes and total RSS of everything it started (goal:
+no process per waiting approval, under 1 GiB in all). Then it decides all N the way `aftercart
+approvals approve` does (`submit_decision`: the same check, audit and resume) and prints p50/p95
+from each decision to its effect, the order cancelled in the sandbox store (goal: p95 <= 10 s),
+with the time to the last effect and the resumed runs' states.
 """
 
 from __future__ import annotations
@@ -20,12 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench import pct, start_prefect, stop_prefect, stop_process  # noqa: E402 - after the path is set
 
 
 def rss_kib(pid: int) -> int:
@@ -56,108 +64,143 @@ def tree(pid: int) -> list[int]:
     return out
 
 
+def count_states(api: str, names: list[str]) -> int:
+    import httpx
+
+    return httpx.post(f"{api}/flow_runs/count", json={"flow_runs": {"state": {"name": {"any_": names}}}},
+                      timeout=30).json()
+
+
+def approval_run(db: str, approval_id: str) -> str:
+    from tasks.db import approval_store
+
+    return approval_store.get_approval(db, approval_id).flow_run_id
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--waiting", type=int, default=500)
-    ap.add_argument("--resume", type=int, default=50)
-    ap.add_argument("--limit", type=int, default=8, help="flow runs the runner executes at once")
+    ap.add_argument("--limit", type=int, default=8, help="flow runs the runner executes at once (AFTERCART_SERVE_LIMIT)")
+    ap.add_argument("--prefect-postgres", action="store_true", help="the Prefect server on a throwaway PostgreSQL")
+    ap.add_argument("--timeout", type=float, default=3600.0, help="give up waiting after this many seconds")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what we started on SIGTERM too
 
-    from domain.approvals import check_decision
+    from sqlmodel import select
+
     from config.policy_loader import load_policy
-    from tasks.db import approval_store
-    from tasks.db.engine import migrate
-    from tests.helpers import free_port, wait_for as wait
+    from tasks.db.engine import migrate, session
+    from tasks.db.models import Approval, Order
+    from tests.helpers import free_port, wait_for
     from tests.sandbox_fixtures import place, served_sandbox
 
-    tmp = Path(tempfile.mkdtemp(prefix="aftercart-bench-"))
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
+    tmp = Path(tempfile.mkdtemp(prefix="aftercart-bench-approvals-"))
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AFTERCART_"))}
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
-                               str(port)], env=dict(base, PREFECT_HOME=str(tmp / "prefect"),
-                                                    PREFECT_SERVER_ANALYTICS_ENABLED="false"),
-                              stdout=open(tmp / "server.log", "w"), stderr=subprocess.STDOUT)
+    base["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    server, api, server_log, pg_dir = start_prefect(tmp, base, args.prefect_postgres)
     runner = None
     try:
-        wait(lambda: httpx.get(f"{api}/health").status_code == 200, 120, "the Prefect server")
         db = f"sqlite:///{tmp / 'aftercart.db'}"
         migrate(db)
-        os.environ["PREFECT_API_URL"] = api
         smtp = free_port()
         with served_sandbox(smtp_port=smtp) as s:
-            env = dict(base, PREFECT_API_URL=api, PREFECT_SERVER_ANALYTICS_ENABLED="false", AFTERCART_DATABASE_URL=db,
+            sb = s.sandbox
+            env = dict(base, PREFECT_API_URL=api, AFTERCART_DATABASE_URL=db, AFTERCART_DATA_DIR=str(tmp),
                        AFTERCART_SHOPIFY_ADMIN_URL=f"{s.url}/admin/api/2026-10/graphql.json",
-                       AFTERCART_SHOPIFY_ACCESS_TOKEN="tok", AFTERCART_SMTP_PORT=str(smtp))
-            runner = subprocess.Popen([sys.executable, "-c", (
-                "from prefect import serve; from tests.approval_demo import cancellation_needing_ops as f; "
-                f"serve(f.to_deployment(name='approval-demo'), limit={args.limit}, query_seconds=0.5)")],
-                cwd=ROOT, env=env, stdout=open(tmp / "runner.log", "w"), stderr=subprocess.STDOUT)
-            dep = wait(lambda: httpx.get(f"{api}/deployments/name/approval-demo/approval-demo").json().get("id"),
-                       120, "the deployment")
-            orders = [place(s.sandbox) for _ in range(args.waiting)]
+                       AFTERCART_SHOPIFY_ACCESS_TOKEN="tok", AFTERCART_SMTP_PORT=str(smtp),
+                       AFTERCART_THREEPL_URL=s.url, AFTERCART_SERVE_LIMIT=str(args.limit),
+                       AFTERCART_SERVE_QUERY_SECONDS="0.2")
+            os.environ.update(PREFECT_API_URL=api, AFTERCART_DATABASE_URL=db, AFTERCART_DATA_DIR=str(tmp))
+            runner = subprocess.Popen([sys.executable, "-m", "aftercart.services", "serve"], cwd=ROOT, env=env,
+                                      stdout=open(tmp / "runner.log", "w"), stderr=subprocess.STDOUT)
+            import httpx
+
+            wait_for(lambda: httpx.get(f"{api}/deployments/name/cancellation-review/cancellation-review").status_code
+                     == 200, 180, "the cancellation-review deployment")
+            orders = []
+            now = datetime.now(timezone.utc)
+            with session(db) as dbs:
+                for _ in range(args.waiting):
+                    oid = place(sb)
+                    sb.threepl.receive({"order_id": oid, "lines": [{"sku": "MUG", "quantity": 1}], "address": {},
+                                        "flags": []})
+                    sb.threepl.advance(oid, "picking")
+                    o = sb.world.orders[oid]
+                    dbs.add(Order(id=oid, shop="sandbox.myshopify.com", name=o.name, email=o.email, stage="picking",
+                                  shopify_updated_at=now))
+                    orders.append((oid, o.name))
+                dbs.commit()
+            from tasks.launch import launch_many
+
             t0 = time.monotonic()
-            with httpx.Client(timeout=30) as http:
-                refused = 0
-                for oid in orders:
-                    body = {"parameters": {"database_url": db, "order_id": oid,
-                                           "order_name": s.sandbox.world.orders[oid].name}}
-                    # a SQLite Prefect server under load answers "database is locked" (5xx): retry
-                    while http.post(f"{api}/deployments/{dep}/create_flow_run", json=body).status_code >= 300:
-                        refused += 1
-                        time.sleep(0.5)
-                if refused:
-                    print(f"  the Prefect server refused {refused} run creations under load (retried)", flush=True)
-
-                def suspended() -> int:
-                    r = http.post(f"{api}/flow_runs/count", json={"flow_runs": {"state": {"name": {"any_": ["Suspended"]}}}})
-                    return r.json()
-
-                last = -1
-                while (n := suspended()) < args.waiting:
-                    if n != last:
-                        print(f"  {n}/{args.waiting} waiting ({time.monotonic() - t0:.0f} s)", flush=True)
-                        last = n
-                    if time.monotonic() - t0 > 3600:
-                        raise SystemExit("runs did not all reach Suspended within an hour")
-                    time.sleep(2)
-            time.sleep(3)  # let the last flow-run processes exit
-            pids = {"prefect server": tree(server.pid), "runner": tree(runner.pid), "sandbox + this script": [os.getpid()]}
+            launch_many("cancellation-review/cancellation-review",
+                        [({"order_id": oid, "order_name": name, "channel": "email", "reason": "changed my mind"},
+                          f"cancellation-review {name}", None) for oid, name in orders])
+            print(f"cores: {os.cpu_count()}; Prefect server on {'PostgreSQL' if args.prefect_postgres else 'SQLite'}; "
+                  f"runner limit {args.limit}; {args.waiting} cancellation-review runs created in "
+                  f"{time.monotonic() - t0:.1f} s", flush=True)
+            last = -1
+            while (n := count_states(api, ["Suspended"])) < args.waiting:
+                if n != last:
+                    print(f"  {n}/{args.waiting} waiting for ops ({time.monotonic() - t0:.0f} s)", flush=True)
+                    last = n
+                if time.monotonic() - t0 > args.timeout:
+                    raise SystemExit(f"only {n} runs reached Suspended within {args.timeout:.0f} s (see {tmp})")
+                time.sleep(2)
+            waited = time.monotonic() - t0
+            idle_by = time.monotonic() + 60  # measure when the runner executes nothing (the last suspended runs
+            while len(tree(runner.pid)) > 1 and time.monotonic() < idle_by:  # exit, scheduled flows finish)
+                time.sleep(0.5)
+            pids = {"prefect server": tree(server.pid), "runner (aftercart serve)": tree(runner.pid),
+                    "sandbox + this script": [os.getpid()]}
             total = sum(rss_kib(p) for ps in pids.values() for p in ps)
-            print(f"\ncores: {os.cpu_count()}")
-            print(f"{args.waiting} approvals waiting (all Suspended) after {time.monotonic() - t0:.0f} s")
+            busy = len(tree(runner.pid)) - 1
+            print(f"\n{args.waiting} approvals waiting (all Suspended) after {waited:.0f} s"
+                  + (f"; the runner was still executing {busy} other flow run(s) when measured" if busy else ""))
             for name, ps in pids.items():
-                print(f"  {name:22} processes {len(ps):3}  RSS {sum(rss_kib(p) for p in ps) / 1024:7.1f} MiB")
-            print(f"  {'total':22} processes {sum(len(p) for p in pids.values()):3}  RSS {total / 1024:7.1f} MiB")
+                print(f"  {name:26} processes {len(ps):3}  RSS {sum(rss_kib(p) for p in ps) / 1024:7.1f} MiB")
+            print(f"  {'total':26} processes {sum(len(p) for p in pids.values()):3}  RSS {total / 1024:7.1f} MiB")
+
+            from tasks.approvals_io import submit_decision
 
             policy = load_policy()
-            from tasks.approvals_io import resume_waiting_run
-
-            latencies = []
-            for oid in orders[: args.resume]:
-                aid = f"cancellation:{oid}:c1"
-                a = approval_store.get_approval(db, aid)
-                t = time.monotonic()
-                check = check_decision(policy, a.kind, a.role, a.status, "ops@sandbox.test", "approve", "bench", None)
-                assert check.ok, check
-                resume_waiting_run(a.flow_run_id, {"decision": "approve", "approver": "ops@sandbox.test",
-                                                   "note": "bench"})
-                wait(lambda: s.sandbox.world.orders[oid].cancelled_at is not None, 120, f"order {oid} cancelled")
-                latencies.append(time.monotonic() - t)
-            q = statistics.quantiles(latencies, n=20)
-            print(f"\nresume to effect over {len(latencies)} decisions (API resume, as the CLI does): "
-                  f"p50 {statistics.median(latencies):.2f} s, p95 {q[18]:.2f} s, max {max(latencies):.2f} s")
-    finally:
-        for p in (runner, server):
-            if p is not None:
-                p.terminate()
+            with session(db) as dbs:
+                waiting = {a.order_id: a.id for a in dbs.exec(select(Approval).where(
+                    Approval.kind == "cancellation", Approval.status == "pending")).all()}
+            assert len(waiting) == args.waiting, f"{len(waiting)} pending approvals for {args.waiting} runs"
+            decided: dict[int, float] = {}
+            refused: list[str] = []
+            t1 = time.monotonic()
+            for oid, name in orders:  # every one decided at once, as an ops lead clearing the queue
                 try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+                    submit_decision(db, policy, waiting[oid], "ops@sandbox.test", "approve", "bench", None)
+                    decided[oid] = time.monotonic()
+                except Exception as exc:  # noqa: BLE001 - counted and shown, the rest go on
+                    run = httpx.get(f"{api}/flow_runs/{approval_run(db, waiting[oid])}", timeout=30).json()
+                    refused.append(f"{name}: {type(exc).__name__}: {exc} (run state {run.get('state', {}).get('name')})")
+            print(f"\n{len(decided)} decisions submitted in {time.monotonic() - t1:.1f} s (check, audit, resume)"
+                  + (f"; {len(refused)} not accepted:\n  " + "\n  ".join(refused[:10]) if refused else ""), flush=True)
+            effect: dict[int, float] = {}
+            while len(effect) < len(decided):
+                for oid in decided:
+                    if oid not in effect and sb.world.orders[oid].cancelled_at is not None:
+                        effect[oid] = time.monotonic()
+                if time.monotonic() - t1 > args.timeout:
+                    break
+                time.sleep(0.05)
+            lat = [effect[o] - decided[o] for o in effect]
+            print(f"decision to effect (order cancelled in the sandbox store) over {len(lat)} of {len(decided)}: "
+                  f"p50 {statistics.median(lat):.1f} s, p95 {pct(lat, 0.95):.1f} s, max {max(lat):.1f} s; "
+                  f"all effects {time.monotonic() - t1:.0f} s after the first decision")
+            wait_for(lambda: count_states(api, ["Completed"]) >= args.waiting, 120, "the resumed runs to complete")
+            print(f"resumed runs Completed: {count_states(api, ['Completed'])}, Failed/Crashed: "
+                  f"{count_states(api, ['Failed', 'Crashed'])}")
+            drops = server_log.read_text(errors="replace").lower().count("queue is full")
+            print(f"Prefect 'queue is full' warnings: {drops}")
+    finally:
+        if runner is not None:
+            stop_process(runner)
+        stop_prefect(server, pg_dir)
 
 
 if __name__ == "__main__":
