@@ -1,6 +1,6 @@
 """Benchmark: many approvals waiting at once, then every one decided, decision to effect.
 
-    python bench/approvals.py [--waiting 500] [--limit 8] [--prefect-postgres]
+    python bench/approvals.py [--waiting 500] [--limit 8] [--prefect-postgres] [--no-resume]
 
 Processes, as `aftercart up` runs them: a Prefect server of its own (SQLite, or a throwaway
 PostgreSQL with --prefect-postgres) and the runner (`python -m aftercart.services serve`: every
@@ -83,6 +83,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=8, help="flow runs the runner executes at once (AFTERCART_SERVE_LIMIT)")
     ap.add_argument("--prefect-postgres", action="store_true", help="the Prefect server on a throwaway PostgreSQL")
     ap.add_argument("--timeout", type=float, default=3600.0, help="give up waiting after this many seconds")
+    ap.add_argument("--no-resume", action="store_true", help="stop after measuring the waiting approvals")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what we started on SIGTERM too
 
@@ -161,6 +162,8 @@ def main() -> None:
                 print(f"  {name:26} processes {len(ps):3}  RSS {sum(rss_kib(p) for p in ps) / 1024:7.1f} MiB")
             print(f"  {'total':26} processes {sum(len(p) for p in pids.values()):3}  RSS {total / 1024:7.1f} MiB")
 
+            if args.no_resume:
+                return
             from tasks.approvals_io import submit_decision
 
             policy = load_policy()
