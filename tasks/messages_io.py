@@ -45,7 +45,7 @@ def _request(m: dict[str, Any]) -> dict[str, Any]:
             "context": m["context"]}
 
 
-CHUNK = 25  # messages sent between two ledger writes: at most this many are sent again after a crash
+CHUNK = 25  # messages whose attempts are counted in one write
 
 
 def deliver(database_url: str, messages: list[dict[str, Any]]) -> dict[str, int]:
@@ -53,10 +53,11 @@ def deliver(database_url: str, messages: list[dict[str, Any]]) -> dict[str, int]
     stays in the ledger as failed and is sent by the next resend.
 
     The ledger rows are pending before anything is sent. Then, chunk by chunk, one write counts the
-    chunk's attempts, the chunk is rendered and sent, and one write confirms what went out (with
-    its Message-ID) and records the messages: three small transactions per chunk instead of four
-    per message. A crash inside a chunk leaves its messages pending; the resend sends them again,
-    as it would one message before (SMTP has no idempotency key)."""
+    chunk's attempts, and each message, once sent, is confirmed (with its Message-ID) and recorded
+    in one transaction: one write per message instead of four. (Confirming a whole chunk at once
+    let a customer's immediate reply arrive before its message was recorded; the end-to-end test
+    caught it.) A crash between a send and its write leaves that message pending; the resend sends
+    it again (SMTP has no idempotency key)."""
     from config.messages import TemplateMissing, render
 
     counts = {"sent": 0, "already_sent": 0, "failed": 0}
@@ -83,12 +84,14 @@ def deliver(database_url: str, messages: list[dict[str, Any]]) -> dict[str, int]
                            "X-Aftercart-Order": str(m["context"].get("order_name")), "Content-Language": m["language"]}
                 mail = m_client.compose(m["to"], msg.subject, msg.text, msg.html, headers)
                 try:
-                    sent.append({"effect_key": m["effect_key"], "order_id": m["order_id"], "template": m["template"],
-                                 "language": m["language"], "to": m["to"], "subject": msg.subject,
-                                 "message_id": smtp(mail)})
+                    out = {"effect_key": m["effect_key"], "order_id": m["order_id"], "template": m["template"],
+                           "language": m["language"], "to": m["to"], "subject": msg.subject, "message_id": smtp(mail)}
                 except Exception as exc:  # noqa: BLE001 - the ledger row says failed; the resend picks it up
                     failed.append((m["effect_key"], exc))
-            confirm_messages(database_url, sent)
+                    continue
+                # recorded as soon as it is out: a reply can arrive at once and must find its message
+                confirm_messages(database_url, [out])
+                sent.append(out)
             mark_effects_failed(database_url, failed)
             counts["sent"] += len(sent)
             counts["failed"] += len(failed)
