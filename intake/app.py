@@ -15,7 +15,6 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable
 
 from starlette.applications import Starlette
@@ -85,18 +84,9 @@ class GroupWriter:
                 self._thread = threading.Thread(target=self._run, daemon=True, name="intake-writer")
                 self._thread.start()
 
-    def write(self, fields: dict[str, Any], facts: Any = None, payload: Any = None,
-              timeout: float = 30.0) -> dict[str, Any]:
-        """From a thread: wait for the row's outcome."""
-        self._start()
-        done: Future = Future()
-        self._queue.put(({"fields": fields, "shop": fields["shop"], "facts": facts, "payload": payload},
-                         done.set_result, done.set_exception))
-        return done.result(timeout)
-
-    async def write_async(self, fields: dict[str, Any], facts: Any = None, payload: Any = None,
+    async def write(self, fields: dict[str, Any], facts: Any = None, payload: Any = None,
                           timeout: float = 30.0) -> dict[str, Any]:
-        """From the event loop: await the row's outcome."""
+        """Await the row's outcome on the event loop."""
         self._start()
         loop = asyncio.get_running_loop()
         done: asyncio.Future = loop.create_future()
@@ -166,17 +156,17 @@ def create_app(database_url: str, webhook_secret: str, emit: Emit | None, max_bo
         try:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
-            await writer.write_async(dict(common, status="rejected", error=f"malformed JSON: {exc}"))
+            await writer.write(dict(common, status="rejected", error=f"malformed JSON: {exc}"))
             return 400, {"error": "malformed JSON body"}
         if topic not in KNOWN_TOPICS:
-            res = await writer.write_async(dict(common, status="ignored", error="unknown topic"))
+            res = await writer.write(dict(common, status="ignored", error="unknown topic"))
             return 200, {"status": "ignored", "duplicate": res["duplicate"]}
         facts = order_facts(payload) if topic in ORDER_TOPICS else None
         if topic in ORDER_TOPICS and facts is None:
-            await writer.write_async(dict(common, status="rejected", error="not an order payload (id, updated_at)"))
+            await writer.write(dict(common, status="rejected", error="not an order payload (id, updated_at)"))
             return 400, {"error": "order payload needs a numeric id and an ISO 8601 updated_at with offset"}
         order_id = facts.id if facts else order_id_in(payload)
-        res = await writer.write_async(dict(common, status="accepted", order_id=order_id), facts, payload)
+        res = await writer.write(dict(common, status="accepted", order_id=order_id), facts, payload)
         if res["duplicate"]:
             return 200, {"status": "duplicate", "id": res["id"]}
         if res.get("verdict", "apply") != "apply":
