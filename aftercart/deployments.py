@@ -63,3 +63,9 @@ def runner_deployments(specs: list[DeploymentSpec] | None = None):
             concurrency_limit=limit,
         ))
     return out
+
+
+def in_process_flows(specs: list[DeploymentSpec] | None = None) -> dict[str, Any]:
+    """The exception deployments (tag `exception`: one run per order that needs a person), name -> flow.
+    Their runs execute in threads of the serving process (aftercart/runner.py)."""
+    return {spec.name: load_flow(spec.entrypoint) for spec in specs or load_specs() if "exception" in spec.tags}

@@ -58,15 +58,20 @@ def run_intake() -> None:
 
 
 def run_serve() -> None:
-    from prefect import serve
-
     from aftercart.automations import install_automations
-    from aftercart.deployments import runner_deployments
+    from aftercart.deployments import in_process_flows, runner_deployments
+    from aftercart.runner import serve
 
+    # exception runs (one per order that needs a person) execute in threads of this process;
+    # AFTERCART_EXCEPTION_RUNS=process gives each its own process, as Prefect's serve does
+    mode = os.environ.get("AFTERCART_EXCEPTION_RUNS", "thread")
+    if mode not in ("thread", "process"):
+        sys.exit(f"AFTERCART_EXCEPTION_RUNS must be 'thread' or 'process', not {mode!r}")
     created = install_automations()  # zombie detection: a run whose process died is marked Crashed
     if created:
         logging.getLogger("aftercart.serve").info("created Prefect automations: %s", ", ".join(created))
-    serve(*runner_deployments(), limit=int(os.environ.get("AFTERCART_SERVE_LIMIT", "8")),
+    in_process = in_process_flows() if mode == "thread" else {}
+    serve(runner_deployments(), in_process, limit=int(os.environ.get("AFTERCART_SERVE_LIMIT", "8")),
           query_seconds=float(os.environ.get("AFTERCART_SERVE_QUERY_SECONDS", "1")))
 
 

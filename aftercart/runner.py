@@ -1,0 +1,201 @@
+"""Serve the deployments, running the exception deployments' flow runs in threads of this process.
+
+Prefect's runner starts every flow run, and every resumed run, as a new `python -m prefect.engine`
+process. Importing Prefect and a flow there costs about 2.8 CPU-s before the flow's first line.
+Exception runs are one per order that needs a person: short, mostly waiting, and they arrive
+together (500 approvers' decisions in a morning). Behind those imports, two cores finished about
+0.34 runs/s, so decisions waited minutes for their effect.
+
+`InProcessRunner` is Prefect's `Runner` with one change: a flow run of a deployment named in
+`in_process` is started by `ThreadStarter`, which calls Prefect's `run_flow` in a worker thread of
+the serving process, the way `python -m prefect.engine` calls it. Everything else is Prefect's:
+polling, the concurrency limit, the Pending proposal, crash reporting when the run ends with an
+error the engine did not report, heartbeats (the engine sends them from its own thread),
+cancellation, hooks. The batch and scheduled deployments keep a process of their own, so a long
+drain still gets a core to itself.
+
+Cancelling an in-process run raises `TerminationSignal` in its thread (what SIGTERM raises in a
+flow-run process). In a process, Prefect's runner first tells the engine over its control channel
+that the signal means "cancel", and the engine reads that through `prefect.flow_engine.
+_termination_intent()`; here the answer is per thread, so that one function is wrapped to answer
+"cancel" in a cancelled run's thread. The engine then records Cancelled (not Crashed) and Prefect's
+cancellation manager finishes as for a process. A thread stuck in a blocking call only sees the
+signal when the call returns to Python.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import logging
+import signal
+import threading
+from typing import Any
+
+import anyio
+import anyio.abc
+from prefect.runner import Runner
+
+log = logging.getLogger("aftercart.runner")
+
+_ids = itertools.count(1)
+_cancelled_threads: set[int] = set()
+
+
+def _install_cancel_intent() -> None:
+    """Answer Prefect's engine "cancel" in the thread of an in-process run being cancelled."""
+    import prefect.flow_engine as engine
+
+    prefect_intent = engine._termination_intent
+    if getattr(prefect_intent, "aftercart", False):
+        return
+
+    def termination_intent():
+        return "cancel" if threading.get_ident() in _cancelled_threads else prefect_intent()
+
+    termination_intent.aftercart = True
+    engine._termination_intent = termination_intent
+
+
+_termination: list[type[BaseException]] = []
+
+
+def _termination_signal() -> type[BaseException]:
+    """Prefect's TerminationSignal for SIGTERM, as a class the interpreter can raise without arguments."""
+    if not _termination:
+        from prefect.exceptions import TerminationSignal
+
+        class InProcessTermination(TerminationSignal):
+            def __init__(self) -> None:
+                super().__init__(signal.SIGTERM)
+
+        _termination.append(InProcessTermination)
+    return _termination[0]
+
+
+class ThreadRun:
+    """One flow run executing in a worker thread, shaped like the process Prefect's runner tracks:
+    `pid` (an id of its own, never a real process id), `returncode` (None while running)."""
+
+    def __init__(self, flow: Any, flow_run: Any) -> None:
+        self.flow, self.flow_run = flow, flow_run
+        self.pid = next(_ids)
+        self.returncode: int | None = None
+        self.cancel_requested = False
+        self._thread_id: int | None = None
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        from prefect.exceptions import Abort, Pause, TerminationSignal
+        from prefect.flow_engine import load_flow_run, run_flow
+        from prefect.logging.loggers import flow_run_logger
+
+        self._thread_id = threading.get_ident()
+        code = 1
+        try:
+            if self.cancel_requested:
+                return
+            flow_run = load_flow_run(self.flow_run.id)
+            run_flow(self.flow, flow_run=flow_run, return_type="state",
+                     error_logger=flow_run_logger(flow_run=flow_run))
+            code = 0
+        except (Abort, Pause):
+            code = 0  # the engine has already recorded the aborted or suspended state
+        except TerminationSignal:
+            code = 0 if self.cancel_requested else 1
+        except Exception:
+            log.exception("flow run %s ended with an error its engine did not report", self.flow_run.id)
+        finally:
+            _cancelled_threads.discard(threading.get_ident())
+            self._thread_id = None
+            self.returncode = code
+            self._done.set()
+
+    def is_alive(self) -> bool:
+        return not self._done.is_set()
+
+    def cancel(self) -> None:
+        """Raise TerminationSignal in the run's thread (once: the engine's cleanup must not be interrupted)."""
+        if self.cancel_requested:
+            return
+        self.cancel_requested = True
+        tid = self._thread_id
+        if tid is not None and not self._done.is_set():
+            _cancelled_threads.add(tid)
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(_termination_signal()))
+
+
+class _ThreadTerminationScope:
+    """Prefect's ProcessTerminationScope for a ThreadRun: never signals a real process."""
+
+    wait_after_graceful_kill = True
+
+    def __init__(self, run: ThreadRun) -> None:
+        self._run = run
+
+    def is_alive(self, pid: int) -> bool:
+        return self._run.is_alive()
+
+    def graceful_kill(self, pid: int) -> None:
+        self._run.cancel()
+
+    def hard_kill(self, pid: int) -> None:
+        self._run.cancel()
+
+    def close(self) -> None:
+        pass
+
+
+class ThreadStarter:
+    """A Prefect runner starter (`start(flow_run, task_status)`) running the flow in a worker thread."""
+
+    def __init__(self, flow: Any, limiter: anyio.CapacityLimiter) -> None:
+        self._flow, self._limiter = flow, limiter
+
+    async def start(self, flow_run: Any, task_status: anyio.abc.TaskStatus = anyio.TASK_STATUS_IGNORED) -> None:
+        from prefect.runner._process_manager import ProcessHandle
+
+        run = ThreadRun(self._flow, flow_run)
+        task_status.started(ProcessHandle(run, termination_scope=_ThreadTerminationScope(run)))
+        await anyio.to_thread.run_sync(run.run, limiter=self._limiter)
+
+
+class InProcessRunner(Runner):
+    """Prefect's Runner; runs of the deployments in `in_process` (name -> flow) execute in threads here."""
+
+    def __init__(self, *args: Any, in_process: dict[str, Any] | None = None, threads: int = 8, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._in_process = dict(in_process or {})
+        self._threads = threads
+
+    async def __aenter__(self):
+        _install_cancel_intent()
+        await super().__aenter__()
+        poller = self._scheduled_run_poller
+        prefect_starter = poller._resolve_starter
+        limiter = anyio.CapacityLimiter(self._threads)
+
+        def resolve_starter(flow_run: Any):
+            name = (self._deployment_registry.get_deployment_name(flow_run.deployment_id)
+                    if flow_run.deployment_id else None)
+            flow = self._in_process.get(name)
+            return ThreadStarter(flow, limiter) if flow is not None else prefect_starter(flow_run)
+
+        poller._resolve_starter = resolve_starter
+        return self
+
+
+def serve(deployments: list, in_process: dict[str, Any], *, limit: int, query_seconds: float) -> None:
+    """`prefect.serve`, with the runs of the deployments named in `in_process` executed in threads."""
+    import asyncio
+
+    from prefect.exceptions import TerminationSignal
+
+    runner = InProcessRunner(limit=limit, query_seconds=query_seconds, in_process=in_process, threads=limit)
+    for d in deployments:
+        runner.add_deployment(d)
+    log.info("serving %d deployments; in this process: %s", len(deployments), ", ".join(sorted(in_process)) or "none")
+    try:
+        asyncio.run(runner.start())
+    except (KeyboardInterrupt, TerminationSignal) as exc:
+        log.info("received %s, shutting down", type(exc).__name__)

@@ -1,0 +1,119 @@
+"""The serving runner: exception deployments' runs execute in threads of the serving process (no
+process per run, none per resume); other deployments keep Prefect's process per run."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+from prefect import flow
+
+from tests.helpers import start_in_thread, wait_for
+
+SEEN: dict[str, list] = {"where": [], "ticks": [], "decided": [], "pids": []}
+
+
+@flow(name="runner-test-approval")
+def waits_for_a_person(label: str) -> str:
+    from prefect.flow_runs import suspend_flow_run
+
+    SEEN["where"].append((label, os.getpid(), threading.current_thread().name))
+    suspend_flow_run(key="decision", timeout=120)
+    SEEN["decided"].append(label)
+
+
+@flow(name="runner-test-broken")
+def broken() -> None:
+    raise ValueError("a bad policy value")
+
+
+@flow(name="runner-test-endless")
+def endless() -> None:
+    while True:
+        SEEN["ticks"].append(time.monotonic())
+        time.sleep(0.05)
+
+
+@flow(name="runner-test-batch")
+def in_its_own_process(path: str) -> None:
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
+
+
+def _state(run_id):
+    from prefect import get_client
+
+    with get_client(sync_client=True) as c:
+        return c.read_flow_run(run_id).state
+
+
+@pytest.fixture
+def runner(prefect_harness):
+    from aftercart.runner import InProcessRunner
+
+    r = InProcessRunner(limit=4, query_seconds=0.2, pause_on_shutdown=False, in_process={
+        "approval": waits_for_a_person, "broken": broken, "endless": endless})
+    for f, name in [(waits_for_a_person, "approval"), (broken, "broken"), (endless, "endless"),
+                    (in_its_own_process, "batch")]:
+        r.add_deployment(f.to_deployment(name=name))
+    import asyncio
+
+    thread, result = start_in_thread(asyncio.run, r.start())
+    wait_for(lambda: getattr(r, "started", False), 30, "the runner to start")
+    yield r
+    r.execute_in_background(r.astop).result(timeout=60)
+    thread.join(60)
+    assert not thread.is_alive() and "error" not in result, result
+
+
+def test_exception_runs_execute_suspend_resume_and_fail_inside_the_serving_process(runner):
+    from prefect.deployments import run_deployment
+    from prefect.flow_runs import resume_flow_run
+
+    SEEN["where"].clear(), SEEN["decided"].clear()
+    runs = [run_deployment("runner-test-approval/approval", parameters={"label": f"#{i}"}, timeout=0).id
+            for i in range(3)]
+    bad = run_deployment("runner-test-broken/broken", timeout=0).id
+    wait_for(lambda: all(_state(r).name == "Suspended" for r in runs), 60, "three runs waiting for a person")
+    assert {(pid, name.startswith("AnyIO worker")) for _, pid, name in SEEN["where"]} == {(os.getpid(), True)}
+    failed = wait_for(lambda: _state(bad) if _state(bad).is_final() else None, 60, "the broken run to end")
+    assert failed.name == "Failed" and "a bad policy value" in failed.message  # reported by the engine, not Crashed
+    for r in runs:
+        resume_flow_run(r)
+    done = wait_for(lambda: [s for s in map(_state, runs) if s.is_final()] if all(
+        _state(r).is_final() for r in runs) else None, 60, "the resumed runs to finish")
+    assert [s.name for s in done] == ["Completed"] * 3
+    assert sorted(SEEN["decided"]) == ["#0", "#1", "#2"]
+    assert len(SEEN["where"]) == 6  # each run re-ran from the top once, in this process again
+    assert {pid for _, pid, _ in SEEN["where"]} == {os.getpid()}
+
+
+def test_an_in_process_run_can_be_cancelled_and_the_runner_keeps_serving(runner):
+    from prefect import get_client
+    from prefect.deployments import run_deployment
+    from prefect.states import Cancelling
+
+    SEEN["ticks"].clear()
+    run = run_deployment("runner-test-endless/endless", timeout=0).id
+    wait_for(lambda: len(SEEN["ticks"]) > 3, 60, "the endless run to be running")
+    with get_client(sync_client=True) as c:
+        c.set_flow_run_state(run, Cancelling(message="ops cancelled it"))
+    state = wait_for(lambda: _state(run) if _state(run).is_final() else None, 60, "the cancelled run to end")
+    assert state.name == "Cancelled"
+    stopped_at = len(SEEN["ticks"])
+    time.sleep(0.5)
+    assert len(SEEN["ticks"]) == stopped_at  # the thread stopped, not only the state
+    again = run_deployment("runner-test-broken/broken", timeout=0).id  # and the runner still serves
+    assert wait_for(lambda: _state(again) if _state(again).is_final() else None, 60, "another run").name == "Failed"
+
+
+def test_other_deployments_keep_a_process_of_their_own(runner, tmp_path):
+    from prefect.deployments import run_deployment
+
+    out = tmp_path / "pid"
+    run = run_deployment("runner-test-batch/batch", parameters={"path": str(out)}, timeout=0).id
+    state = wait_for(lambda: _state(run) if _state(run).is_final() else None, 120, "the batch run to end")
+    assert state.name == "Completed"
+    assert int(out.read_text()) != os.getpid()
