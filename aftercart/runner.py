@@ -14,6 +14,15 @@ error the engine did not report, heartbeats (the engine sends them from its own 
 cancellation, hooks. The batch and scheduled deployments keep a process of their own, so a long
 drain still gets a core to itself.
 
+An in-process run sends no heartbeats. Prefect's zombie automation crashes a run whose heartbeats
+stop, and in the 500-approval benchmark it crashed a fifth of the in-process runs 90 s after they
+suspended although their only heartbeat came before the Suspended state (the window was reopened
+by the events' processing order, not by a late heartbeat). Heartbeats guard against a flow-run
+process dying; an in-process run dies only with this process, so instead, when this runner
+starts, any run of its in-process deployments still Running or Pending is an orphan of the
+previous serving process and is marked Crashed, which is what the automation would have done.
+One serving process per Prefect server executes these deployments (as `aftercart up` runs it).
+
 Cancelling an in-process run raises `TerminationSignal` in its thread (what SIGTERM raises in a
 flow-run process). In a process, Prefect's runner first tells the engine over its control channel
 that the signal means "cancel", and the engine reads that through `prefect.flow_engine.
@@ -89,6 +98,7 @@ class ThreadRun:
         from prefect.exceptions import Abort, Pause, TerminationSignal
         from prefect.flow_engine import load_flow_run, run_flow
         from prefect.logging.loggers import flow_run_logger
+        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
         self._thread_id = threading.get_ident()
         code = 1
@@ -96,8 +106,9 @@ class ThreadRun:
             if self.cancel_requested:
                 return
             flow_run = load_flow_run(self.flow_run.id)
-            run_flow(self.flow, flow_run=flow_run, return_type="state",
-                     error_logger=flow_run_logger(flow_run=flow_run))
+            with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):  # this thread's settings only
+                run_flow(self.flow, flow_run=flow_run, return_type="state",
+                         error_logger=flow_run_logger(flow_run=flow_run))
             code = 0
         except (Abort, Pause):
             code = 0  # the engine has already recorded the aborted or suspended state
@@ -171,6 +182,7 @@ class InProcessRunner(Runner):
     async def __aenter__(self):
         _install_cancel_intent()
         await super().__aenter__()
+        await self._crash_orphans()
         poller = self._scheduled_run_poller
         prefect_starter = poller._resolve_starter
         limiter = anyio.CapacityLimiter(self._threads)
@@ -183,6 +195,30 @@ class InProcessRunner(Runner):
 
         poller._resolve_starter = resolve_starter
         return self
+
+
+    async def _crash_orphans(self) -> None:
+        """Runs of the in-process deployments left Running or Pending by a previous serving process."""
+        from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterDeploymentId, FlowRunFilterState,
+                                                    FlowRunFilterStateType)
+        from prefect.client.schemas.objects import StateType
+        from prefect.states import Crashed
+
+        ids = [d for d in self._deployment_registry.get_deployment_ids()
+               if self._deployment_registry.get_deployment_name(d) in self._in_process]
+        if not ids:
+            return
+        orphans: list = []
+        while page := await self._client.read_flow_runs(limit=200, flow_run_filter=FlowRunFilter(
+                deployment_id=FlowRunFilterDeploymentId(any_=ids),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING])))):
+            for run in page:
+                await self._client.set_flow_run_state(run.id, Crashed(
+                    message="the serving process that executed this run stopped before it ended"), force=True)
+            orphans += page
+        if orphans:
+            log.warning("marked %d runs left by the previous serving process Crashed: %s", len(orphans),
+                        ", ".join(r.name for r in orphans))
 
 
 def serve(deployments: list, in_process: dict[str, Any], *, limit: int, query_seconds: float) -> None:

@@ -1,10 +1,13 @@
 """Benchmark: many approvals waiting at once, then every one decided, decision to effect.
 
     python bench/approvals.py [--waiting 500] [--limit 8] [--prefect-postgres] [--no-resume]
+                              [--exception-runs thread|process]
 
 Processes, as `aftercart up` runs them: a Prefect server of its own (SQLite, or a throwaway
 PostgreSQL with --prefect-postgres) and the runner (`python -m aftercart.services serve`: every
-deployment, limit AFTERCART_SERVE_LIMIT), next to the sandbox store served by this process.
+deployment, limit AFTERCART_SERVE_LIMIT; the exception runs in its threads, or with
+--exception-runs process one process per run as Prefect's serve does), next to the sandbox store
+served by this process.
 
 N sandbox orders are at the warehouse (`picking`, in the 3PL and in our store); for each, a
 customer asks to cancel, and its real `cancellation-review` run starts through the deployment (the
@@ -84,6 +87,8 @@ def main() -> None:
     ap.add_argument("--prefect-postgres", action="store_true", help="the Prefect server on a throwaway PostgreSQL")
     ap.add_argument("--timeout", type=float, default=3600.0, help="give up waiting after this many seconds")
     ap.add_argument("--no-resume", action="store_true", help="stop after measuring the waiting approvals")
+    ap.add_argument("--exception-runs", choices=["thread", "process"], default="thread",
+                    help="where the runner executes cancellation-review runs (AFTERCART_EXCEPTION_RUNS)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what we started on SIGTERM too
 
@@ -110,7 +115,7 @@ def main() -> None:
                        AFTERCART_SHOPIFY_ADMIN_URL=f"{s.url}/admin/api/2026-10/graphql.json",
                        AFTERCART_SHOPIFY_ACCESS_TOKEN="tok", AFTERCART_SMTP_PORT=str(smtp),
                        AFTERCART_THREEPL_URL=s.url, AFTERCART_SERVE_LIMIT=str(args.limit),
-                       AFTERCART_SERVE_QUERY_SECONDS="0.2")
+                       AFTERCART_SERVE_QUERY_SECONDS="0.2", AFTERCART_EXCEPTION_RUNS=args.exception_runs)
             os.environ.update(PREFECT_API_URL=api, AFTERCART_DATABASE_URL=db, AFTERCART_DATA_DIR=str(tmp))
             runner = subprocess.Popen([sys.executable, "-m", "aftercart.services", "serve"], cwd=ROOT, env=env,
                                       stdout=open(tmp / "runner.log", "w"), stderr=subprocess.STDOUT)
@@ -138,7 +143,7 @@ def main() -> None:
                         [({"order_id": oid, "order_name": name, "channel": "email", "reason": "changed my mind"},
                           f"cancellation-review {name}", None) for oid, name in orders])
             print(f"cores: {os.cpu_count()}; Prefect server on {'PostgreSQL' if args.prefect_postgres else 'SQLite'}; "
-                  f"runner limit {args.limit}; {args.waiting} cancellation-review runs created in "
+                  f"runner limit {args.limit}, exception runs in a {args.exception_runs} each; {args.waiting} cancellation-review runs created in "
                   f"{time.monotonic() - t0:.1f} s", flush=True)
             last = -1
             while (n := count_states(api, ["Suspended"])) < args.waiting:

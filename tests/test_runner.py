@@ -3,6 +3,7 @@ process per run, none per resume); other deployments keep Prefect's process per 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -49,23 +50,34 @@ def _state(run_id):
         return c.read_flow_run(run_id).state
 
 
-@pytest.fixture
-def runner(prefect_harness):
+DEPLOYMENTS = [(waits_for_a_person, "approval"), (broken, "broken"), (endless, "endless"),
+               (in_its_own_process, "batch")]
+
+
+@contextlib.contextmanager
+def serving():
+    """The runner `aftercart serve` uses, in a thread of this process (which is what it serves in)."""
+    import asyncio
+
     from aftercart.runner import InProcessRunner
 
     r = InProcessRunner(limit=4, query_seconds=0.2, pause_on_shutdown=False, in_process={
         "approval": waits_for_a_person, "broken": broken, "endless": endless})
-    for f, name in [(waits_for_a_person, "approval"), (broken, "broken"), (endless, "endless"),
-                    (in_its_own_process, "batch")]:
+    for f, name in DEPLOYMENTS:
         r.add_deployment(f.to_deployment(name=name))
-    import asyncio
-
     thread, result = start_in_thread(asyncio.run, r.start())
-    wait_for(lambda: getattr(r, "started", False), 30, "the runner to start")
+    wait_for(lambda: getattr(r, "started", False) or "error" in result, 30, "the runner to start")
+    assert "error" not in result, result
     yield r
     r.execute_in_background(r.astop).result(timeout=60)
     thread.join(60)
     assert not thread.is_alive() and "error" not in result, result
+
+
+@pytest.fixture
+def runner(prefect_harness):
+    with serving() as r:
+        yield r
 
 
 def test_exception_runs_execute_suspend_resume_and_fail_inside_the_serving_process(runner):
@@ -117,3 +129,50 @@ def test_other_deployments_keep_a_process_of_their_own(runner, tmp_path):
     state = wait_for(lambda: _state(run) if _state(run).is_final() else None, 120, "the batch run to end")
     assert state.name == "Completed"
     assert int(out.read_text()) != os.getpid()
+
+
+def test_runs_left_running_by_a_previous_serving_process_are_marked_crashed_when_it_starts(prefect_harness):
+    """An in-process run has no heartbeats (it dies only with the serving process): the next serving
+    process marks what the last one left Running or Pending as Crashed. Suspended runs are left alone."""
+    from prefect import get_client
+    from prefect.deployments import run_deployment
+    from prefect.states import Crashed, Pending, Running, Suspended
+
+    for f, name in DEPLOYMENTS:
+        f.to_deployment(name=name).apply()
+    left = [run_deployment("runner-test-approval/approval", parameters={"label": f"left {i}"}, timeout=0).id
+            for i in range(3)]
+    other = run_deployment("runner-test-batch/batch", parameters={"path": "/nonexistent/x"}, timeout=0).id
+    with get_client(sync_client=True) as c:
+        for run, state in zip(left + [other], [Running(), Pending(), Suspended(timeout_seconds=600), Running()]):
+            c.set_flow_run_state(run, state, force=True)
+    with serving():
+        assert [_state(r).name for r in left] == ["Crashed", "Crashed", "Suspended"]
+        assert "serving process" in _state(left[0]).message
+        assert _state(other).name == "Running"  # a process-per-run deployment: Prefect's zombie automation's
+    with get_client(sync_client=True) as c:
+        c.set_flow_run_state(other, Crashed(message="test cleanup"), force=True)
+
+
+def test_in_process_runs_send_no_heartbeats(prefect_harness):
+    """Heartbeats are on for the serving process; the in-process run's engine gets none (its thread's
+    settings), so the zombie automation never opens a window on a run waiting for a person."""
+    from prefect.deployments import run_deployment
+    from prefect.flow_engine import FlowRunEngine
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    seen = []
+    real = FlowRunEngine.heartbeat_seconds.fget
+
+    def spy(engine):
+        seen.append(real(engine))
+        return seen[-1]
+
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 30}), serving():
+        FlowRunEngine.heartbeat_seconds = property(spy)
+        try:
+            run = run_deployment("runner-test-broken/broken", timeout=0).id
+            wait_for(lambda: _state(run).is_final(), 60, "the run to end")
+        finally:
+            FlowRunEngine.heartbeat_seconds = property(real)
+    assert seen and set(seen) == {None}
