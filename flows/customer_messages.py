@@ -21,6 +21,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
+from prefect.utilities.annotations import quote  # big batches: Prefect need not walk every message
 
 from config import clock
 from domain.communication import (OrderEvent, Parcel, decide_followup, decide_message, effect_key, followup_due,
@@ -120,9 +121,9 @@ def messages_for_batch(rt: Runtime, rows: list[dict[str, Any]], stages: dict[int
                          "context": ctx, "effect_key": d.effect_key})
         counts[d.template] += 1
     if decisions:
-        record_decisions(rt.database_url, decisions)
+        record_decisions(rt.database_url, quote(decisions))
     if messages:
-        sent = send_customer_messages(rt.database_url, messages, return_state=True)
+        sent = send_customer_messages(rt.database_url, quote(messages), return_state=True)
         if sent.is_failed():  # the ledger keeps them: the customer-messages schedule resends
             log.error("sending %s messages failed (%s); they are resent from the ledger", len(messages), sent.message)
     comms.update(_deliveries(rt, parcels, orders, state, comms))
@@ -214,9 +215,9 @@ def customer_messages(now: datetime | None = None, batch_size: int = 500, max_ba
                 messages.append({"order_id": oid, "to": order.email, "template": template, "language": lang,
                                  "context": message_context(template, ev, order, rt.policy, now),
                                  "effect_key": effect_key(oid, template)})
-        record_decisions(rt.database_url, decisions)
+        record_decisions(rt.database_url, quote(decisions))
         if messages:
-            send_customer_messages(rt.database_url, messages)
+            send_customer_messages(rt.database_url, quote(messages))
         save_message_state(rt.database_url, [], comms)
     totals["late_parcels"] = late_parcels(rt, now, log)
     resent = resend_stuck_messages(rt.database_url)
@@ -259,8 +260,8 @@ def late_parcels(rt: Runtime, now: datetime, log, limit: int = 5000) -> int:
                              "context": message_context(d.template, ev, order, rt.policy, now),
                              "effect_key": d.effect_key})
     if decisions:
-        record_decisions(rt.database_url, decisions)
+        record_decisions(rt.database_url, quote(decisions))
     if messages:
-        send_customer_messages(rt.database_url, messages)
+        send_customer_messages(rt.database_url, quote(messages))
         log.info("%s parcels are past their promised delivery date: delay notices sent", len(messages))
     return len(messages)

@@ -18,6 +18,7 @@ from collections import Counter
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.utilities.annotations import quote  # big batches: Prefect need not walk every row
 
 from config import clock
 from domain.address import check_address
@@ -67,7 +68,7 @@ def judge_new_orders(rt, rows: list[dict], stages: dict[int, str], verdicts: Cou
                                       outcome.rule, normalized=verdict.normalized, suggestions=verdict.suggestions,
                                       action=outcome.action, order_name=payload.get("name"), key=key,
                                       verified_online=oid in online and online[oid] is not None))
-    return record_decisions(rt.database_url, decisions) if decisions else 0
+    return record_decisions(rt.database_url, quote(decisions)) if decisions else 0
 
 
 def start_reviews(exceptions: list[dict], log) -> None:

@@ -256,7 +256,7 @@ def test_a_mail_server_outage_loses_no_message(world, monkeypatch):
     from tasks.messages_io import deliver
 
     monkeypatch.setattr("flows.customer_messages.send_customer_messages",
-                        lambda url, messages, return_state=False: _failed(deliver, url, messages))
+                        lambda url, messages, return_state=False: _failed(deliver, url, messages.unwrap()))
     drain(sandbox)
     assert templates_to(sandbox, "down@example.com") == []
     with session(url) as s:
