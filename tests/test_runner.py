@@ -176,3 +176,14 @@ def test_in_process_runs_send_no_heartbeats(prefect_harness):
         finally:
             FlowRunEngine.heartbeat_seconds = property(real)
     assert seen and set(seen) == {None}
+
+
+def test_the_serve_service_refuses_an_unknown_exception_run_mode_before_touching_prefect():
+    import subprocess
+    import sys
+
+    env = {**os.environ, "AFTERCART_EXCEPTION_RUNS": "fork", "PREFECT_API_URL": "http://127.0.0.1:9/api"}
+    out = subprocess.run([sys.executable, "-m", "aftercart.services", "serve"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 1
+    assert "AFTERCART_EXCEPTION_RUNS must be 'thread' or 'process', not 'fork'" in out.stderr
