@@ -338,3 +338,38 @@ def test_a_parcel_past_its_promised_date_gets_one_delay_notice_and_a_carrier_del
     assert templates_to(sandbox, "late@example.com") == ["order_confirmation", "shipped", "delay_notice"]
     assert templates_to(sandbox, "delayed@example.com").count("delay_notice") == 1
     assert "delay_notice" not in templates_to(sandbox, "fine@example.com")
+
+
+def test_a_batch_goes_out_over_several_smtp_sessions_each_message_once_and_each_orders_in_order(world, monkeypatch):
+    from tasks.clients.mailer import Mailer
+    from tasks.messages_io import deliver
+
+    sandbox, url, _ = world
+    opened = []
+    real = Mailer.connection
+
+    def counted(self):
+        opened.append(1)
+        return real(self)
+
+    monkeypatch.setattr(Mailer, "connection", counted)
+    from types import SimpleNamespace  # the delivery is tested here, not the templates
+
+    monkeypatch.setattr("config.messages.render", lambda template, language, ctx: SimpleNamespace(
+        subject=f"{ctx['order_name']} {ctx['step']}", text=ctx["step"], html=None))
+    steps = ["order_confirmation", "order_shipped", "out_for_delivery", "delivered"]
+    messages = [{"order_id": 7000 + o, "to": f"c{o}@example.com", "template": "order_confirmation", "language": "en",
+                 "effect_key": f"msg:{7000 + o}:{step}",
+                 "context": {"order_name": f"#{7000 + o}", "step": step}} for step in steps for o in range(30)]
+    assert deliver(url, messages, sessions=4) == {"sent": 120, "already_sent": 0, "failed": 0}
+    assert len(opened) == 4
+    assert deliver(url, messages, sessions=4) == {"sent": 0, "already_sent": 120, "failed": 0}
+    for o in range(30):  # in the mailbox: each once, in the order given
+        assert [m.subject for m in sandbox.mailbox.find(to=f"c{o}@example.com")] == [f"#{7000 + o} {s}" for s in steps]
+    with session(url) as s:
+        from tasks.db.models import Message
+
+        rows = s.exec(select(Message).order_by(Message.id)).all()
+    assert len(rows) == 120 and len({r.message_id for r in rows}) == 120
+    for o in range(30):  # one order's messages went out on one session, in the order given
+        assert [r.effect_key.rsplit(":", 1)[1] for r in rows if r.order_id == 7000 + o] == steps
