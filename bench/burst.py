@@ -5,8 +5,9 @@
 Processes, as `aftercart up` runs them: a Prefect server (`prefect server start`, SQLite), the
 intake service (`python -m aftercart.services intake`, SQLite store, a Prefect event per
 delivery), and this process running the `intake-drain` flow back to back as its deployment
-would, next to the sandbox store (served on loopback: Shopify Admin GraphQL with the plan's cost
-bucket, signed webhooks, SMTP mailbox). The sandbox generator's realistic mix is placed at once;
+would. The sandbox store runs in a process of its own, as Shopify and the mail server are not in
+aftercart's processes (bench/sandbox_process.py: Shopify Admin GraphQL with the plan's cost
+bucket, signed webhooks, SMTP mailbox, on loopback). The sandbox generator's realistic mix is placed at once;
 its `orders/create` webhooks go out as fast as the sandbox sends them.
 
 An order is done when its address verdict and its confirmation decision are recorded, its
@@ -37,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import pct, peak_rss_mb, start_prefect, stop_prefect, stop_process  # noqa: E402 - after the path is set
+from bench import pct, peak_rss_mb, sandbox_process, start_prefect, stop_prefect, stop_process  # noqa: E402
 SECRET = "bench-burst-secret"
 
 
@@ -51,8 +52,7 @@ def count_runs(api: str) -> tuple[int, int]:
 def burst(args, plan: str, api: str, base_env: dict) -> dict:
     import httpx
 
-    from sandbox.app import Sandbox, SandboxConfig, create_app
-    from sandbox.serving import free_port, serve_app
+    from sandbox.serving import free_port
     from tests.helpers import wait_for
 
     tmp = Path(tempfile.mkdtemp(prefix=f"aftercart-bench-burst-{plan}-"))
@@ -65,9 +65,9 @@ def burst(args, plan: str, api: str, base_env: dict) -> dict:
                               stdout=open(tmp / "intake.log", "w"), stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: httpx.get(f"{intake_url}/health").status_code == 200, 60, "the intake service")
-        sb = Sandbox(SandboxConfig(webhook_secret=SECRET, access_token="tok", plan=plan, smtp_port=smtp,
-                                   webhook_address=f"{intake_url}/webhooks/shopify", retry_base=0.5))
-        with serve_app(create_app(sb)) as sandbox_url:
+        sandbox, sandbox_url = sandbox_process.start(tmp / "sandbox.log", plan, smtp,
+                                                      f"{intake_url}/webhooks/shopify", SECRET)
+        try:
             os.environ.update(
                 AFTERCART_DATABASE_URL=f"sqlite:///{db_file}", AFTERCART_DATA_DIR=str(tmp), PREFECT_API_URL=api,
                 AFTERCART_SHOPIFY_ADMIN_URL=f"{sandbox_url}/admin/api/2026-10/graphql.json",
@@ -79,9 +79,9 @@ def burst(args, plan: str, api: str, base_env: dict) -> dict:
             address_review.to_deployment(name="address-review").apply()  # the drain starts exceptions through it
             runs_before = count_runs(api)
             t0 = time.time()
-            orders = sb.generate(args.orders)
-            placed = {o.id: o.created_at.timestamp() for o in orders}
-            manual = {o.id for o in orders if "ac:manual" in o.tags}
+            orders = httpx.post(f"{sandbox_url}/bench/generate", json={"count": args.orders}, timeout=900).json()
+            placed = {o["id"]: o["created_at"] for o in orders}
+            manual = {o["id"] for o in orders if o["manual"]}
             print(f"  {plan}: {len(orders)} orders placed in {time.time() - t0:.1f} s; draining", flush=True)
             batches = 0
             while True:
@@ -89,7 +89,8 @@ def burst(args, plan: str, api: str, base_env: dict) -> dict:
                 batches += 1
                 with sqlite3.connect(db_file) as c:
                     judged = c.execute("select count(distinct subject) from decisions where sop = 'address'").fetchone()[0]
-                if judged >= len(orders) or (out["processed"] == 0 and sb.sender.pending() == 0 and batches > 3):
+                if judged >= len(orders) or (out["processed"] == 0 and batches > 3 and
+                                             httpx.get(f"{sandbox_url}/bench/status").json()["pending"] == 0):
                     break
             elapsed_drain = time.time() - t0
             runs_after = count_runs(api)
@@ -98,12 +99,12 @@ def burst(args, plan: str, api: str, base_env: dict) -> dict:
             with sqlite3.connect(db_file) as c:
                 for subject, at in c.execute("select subject, max(decided_at) from decisions group by subject"):
                     last[int(subject.split(":")[1])] = _ts(at)
-            mails, by_name = 0, {o.name: o.id for o in orders}
-            for m in sb.mailbox.find():
-                oid = by_name.get(m.headers.get("X-Aftercart-Order"))
-                if m.headers.get("X-Aftercart-Template") == "order_confirmation" and oid is not None:
+            mails, by_name = 0, {o["name"]: o["id"] for o in orders}
+            for name, received_at in httpx.get(f"{sandbox_url}/bench/confirmations", timeout=120).json():
+                oid = by_name.get(name)
+                if oid is not None:
                     mails += 1
-                    last[oid] = max(last.get(oid, 0.0), _ts(m.received_at))
+                    last[oid] = max(last.get(oid, 0.0), _ts(received_at))
             exceptions = 0
             for run in _runs_named(api, "address-review"):
                 oid = by_name.get(run["name"].removeprefix("address-review "))
@@ -113,17 +114,19 @@ def burst(args, plan: str, api: str, base_env: dict) -> dict:
             done = [oid for oid in placed if oid in last]
             lat = [last[oid] - placed[oid] for oid in done]
             end = max(last.values()) if last else time.time()
-            cost = sb.api.bucket.spent
-            p = sb.api.bucket.plan
+            st = httpx.get(f"{sandbox_url}/bench/status").json()
+            cost = st["spent"]
             result = dict(
                 plan=plan, orders=len(orders), done=len(done), seconds=end - t0, drain_seconds=elapsed_drain,
                 orders_per_s=len(done) / (end - t0), p50=statistics.median(lat) if lat else float("nan"),
                 p95=pct(lat, 0.95), p99=pct(lat, 0.99), confirmations=mails, manual=len(manual),
-                exception_runs=exceptions, cost=cost, bound=max(0.0, cost - p.maximum) / p.restore_rate,
-                total_over_restore=cost / p.restore_rate,
+                exception_runs=exceptions, cost=cost, bound=max(0.0, cost - st["maximum"]) / st["restore_rate"],
+                total_over_restore=cost / st["restore_rate"],
                 flow_runs=runs_after[0] - runs_before[0], task_runs=runs_after[1] - runs_before[1],
-                rss_intake=peak_rss_mb(intake.pid), inbox=_inbox(db_file))
+                rss_intake=peak_rss_mb(intake.pid), rss_sandbox=peak_rss_mb(sandbox.pid), inbox=_inbox(db_file))
             return result
+        finally:
+            stop_process(sandbox)
     finally:
         stop_process(intake)
 
@@ -189,7 +192,8 @@ def pure_limit(n: int) -> tuple[float, int]:
 
 def naive(n: int, api: str, base_env: dict) -> float:
     """One flow run per order with one task per step (judge the address, record it, decide the
-    message, send it, start the review), sequentially on n orders, against the same sandbox kind.
+    message, send it, start the review), sequentially on n orders, against the same sandbox kind
+    (in a process of its own, as in the burst).
     Flow heartbeats are off here, which favours the naive design."""
     from prefect import flow, task
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
@@ -198,9 +202,9 @@ def naive(n: int, api: str, base_env: dict) -> float:
     from domain.address import check_address
     from domain.address_policy import address_outcome, carrier_of
     from domain.communication import decide_message, message_context, message_order, order_events
-    from sandbox.app import Sandbox, SandboxConfig, create_app
-    from sandbox.serving import free_port, serve_app
-    from sandbox.world import rest_order
+    import httpx
+
+    from sandbox.serving import free_port
     from tasks import effects
     from tasks.db import store
     from tasks.db.engine import migrate
@@ -210,7 +214,6 @@ def naive(n: int, api: str, base_env: dict) -> float:
     db = f"sqlite:///{tmp / 'aftercart.db'}"
     migrate(db)
     smtp = free_port()
-    sb = Sandbox(SandboxConfig(plan="plus", smtp_port=smtp))
     policy = load_policy()
 
     @task
@@ -252,14 +255,18 @@ def naive(n: int, api: str, base_env: dict) -> float:
         if outcome.action != "accept":
             review(p["id"], p["name"])
 
-    with serve_app(create_app(sb)):
+    sandbox, url = sandbox_process.start(tmp / "sandbox.log", "plus", smtp)  # as in the burst: a process of its own
+    try:
         os.environ.update(AFTERCART_DATABASE_URL=db, AFTERCART_SMTP_PORT=str(smtp), PREFECT_API_URL=api)
-        payloads = [rest_order(o, sb.world) for o in sb.generate(n)]
+        payloads = [o["payload"] for o in httpx.post(f"{url}/bench/generate", json={"count": n, "payloads": True},
+                                                     timeout=600).json()]
         with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             t = time.perf_counter()
             for p in payloads:
                 one_order(p)
             return n / (time.perf_counter() - t)
+    finally:
+        stop_process(sandbox)
 
 
 def time_now():
@@ -328,8 +335,8 @@ def main() -> None:
         print(f"Shopify cost         {r['cost']:.0f} points = {r['cost'] / r['orders']:.2f} per order; {bound}; "
               f"total points / restore rate {r['total_over_restore']:.1f} s")
         print(f"Prefect runs         {r['flow_runs']} flow runs, {r['task_runs']} task runs created")
-        print(f"peak RSS             intake {r['rss_intake']:.0f} MB; drain + sandbox process "
-              f"{peak_rss_mb():.0f} MB (one process here); Prefect server {r['rss_server']:.0f} MB")
+        print(f"peak RSS             intake {r['rss_intake']:.0f} MB; drain {peak_rss_mb():.0f} MB; "
+              f"Prefect server {r['rss_server']:.0f} MB; sandbox (not aftercart) {r['rss_sandbox']:.0f} MB")
         lower = min(limit, r["orders"] / r["bound"]) if r["bound"] else limit
         print(f"burst / min(pure-decision limit, API bound) = {r['orders_per_s'] / lower:.3f}")
         print(f"ours / naive         {r['orders_per_s'] / naive_rate:.1f}x "
