@@ -91,49 +91,65 @@ class ThreadRun:
         self.pid = next(_ids)
         self.returncode: int | None = None
         self.cancel_requested = False
-        self._thread_id: int | None = None
+        self._thread_id: int | None = None  # set while the flow executes: the only time it can be cancelled
+        self._lock = threading.Lock()
         self._done = threading.Event()
 
     def run(self) -> None:
+        try:
+            code = self._execute()
+        except _termination_signal():  # a cancellation that landed in the engine's own exception handling
+            code = 0
+        while True:  # no cancellation may reach this thread once it is back in the worker pool
+            try:
+                with self._lock:
+                    self._thread_id = None
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(threading.get_ident()), None)
+                break
+            except _termination_signal():  # raised just as the run ended: cleared above on the next pass
+                code = 0
+        _cancelled_threads.discard(threading.get_ident())
+        self.returncode = code
+        self._done.set()
+
+    def _execute(self) -> int:
+        """Run the flow the way `python -m prefect.engine` does; the exit code a process would have."""
         from prefect.exceptions import Abort, Pause, TerminationSignal
         from prefect.flow_engine import load_flow_run, run_flow
         from prefect.logging.loggers import flow_run_logger
         from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-        self._thread_id = threading.get_ident()
-        code = 1
-        try:
+        with self._lock:
             if self.cancel_requested:
-                return
+                return 0
+            self._thread_id = threading.get_ident()
+        try:
             flow_run = load_flow_run(self.flow_run.id)
             with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):  # this thread's settings only
                 run_flow(self.flow, flow_run=flow_run, return_type="state",
                          error_logger=flow_run_logger(flow_run=flow_run))
-            code = 0
+            return 0
         except (Abort, Pause):
-            code = 0  # the engine has already recorded the aborted or suspended state
+            return 0  # the engine has already recorded the aborted or suspended state
         except TerminationSignal:
-            code = 0 if self.cancel_requested else 1
+            return 0 if self.cancel_requested else 1
         except Exception:
             log.exception("flow run %s ended with an error its engine did not report", self.flow_run.id)
-        finally:
-            _cancelled_threads.discard(threading.get_ident())
-            self._thread_id = None
-            self.returncode = code
-            self._done.set()
+            return 1
 
     def is_alive(self) -> bool:
         return not self._done.is_set()
 
     def cancel(self) -> None:
-        """Raise TerminationSignal in the run's thread (once: the engine's cleanup must not be interrupted)."""
-        if self.cancel_requested:
-            return
-        self.cancel_requested = True
-        tid = self._thread_id
-        if tid is not None and not self._done.is_set():
-            _cancelled_threads.add(tid)
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(_termination_signal()))
+        """Raise TerminationSignal in the run's thread, once, and only while it executes the flow."""
+        with self._lock:
+            if self.cancel_requested:
+                return
+            self.cancel_requested = True
+            tid = self._thread_id
+            if tid is not None:
+                _cancelled_threads.add(tid)
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(_termination_signal()))
 
 
 class _ThreadTerminationScope:
