@@ -151,7 +151,7 @@ def send_customer_message(database_url: str, order_id: int, to: str, template: s
                "Content-Language": language}
 
     def call(_key: str) -> dict[str, Any]:
-        return {"message_id": mailer(load_settings()).send(to, msg.subject, msg.text, msg.html, headers)}
+        return {"message_id": mailer(load_settings()).send(to, msg.subject, msg.text, msg.html, headers, effect_key)}
 
     out = perform_effect(database_url, effect_key, "message", _subject(order_id),
                          {"to": to, "template": template, "language": language, "subject": msg.subject}, call)

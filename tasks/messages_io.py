@@ -108,14 +108,15 @@ def _send_share(database_url: str, m_client, share: list[dict[str, Any]]) -> tup
                     continue
                 headers = {"X-Aftercart-Template": m["template"],
                            "X-Aftercart-Order": str(m["context"].get("order_name")), "Content-Language": m["language"]}
-                mail = m_client.compose(m["to"], msg.subject, msg.text, msg.html, headers)
+                mail = m_client.compose(m["to"], msg.subject, msg.text, msg.html, headers, m["effect_key"])
                 try:
                     out = {"effect_key": m["effect_key"], "order_id": m["order_id"], "template": m["template"],
                            "language": m["language"], "to": m["to"], "subject": msg.subject, "message_id": smtp(mail)}
                 except Exception as exc:  # noqa: BLE001 - the ledger row says failed; the resend picks it up
                     failed.append((m["effect_key"], exc))
                     continue
-                # recorded as soon as it is out: a reply can arrive at once and must find its message
+                # recorded as soon as it is out (a reply that comes sooner finds its order through the
+                # Message-ID, which names the effect: comms_store.message_for_reply)
                 confirm_messages(database_url, [out])
                 sent += 1
             mark_effects_failed(database_url, failed)

@@ -46,3 +46,38 @@ def test_a_mail_without_headers_or_signature_is_refused_and_an_unknown_reply_sti
     with session(aftercart_env) as s:
         t = s.exec(select(Ticket)).one()
     assert (t.channel, t.customer_email, t.status) == ("email", "a@example.com", "open") and "Where is my order?" in t.text
+
+
+def test_a_reply_that_arrives_before_its_message_is_recorded_still_finds_its_order(aftercart_env):
+    """The customer can answer the moment the mail arrives, before the sender has written the
+    message's row: our Message-ID names the effect, whose ledger row (written before sending)
+    names the order and the template. Other Message-IDs, and ours for unknown effects, find nothing."""
+    from email.message import EmailMessage
+
+    from tasks.clients.mailer import effect_key_of, message_id_for
+    from tasks.db.models import Effect
+
+    key = "msg:5001:fulfillment_started"
+    mid = message_id_for(key, "shop.test")
+    assert mid == message_id_for(key, "shop.test") and effect_key_of(mid) == key
+    assert effect_key_of("<abc.123@mail.example>") is None and effect_key_of("<ac-!!@x>") is None
+    c = client(aftercart_env)
+    with session(aftercart_env) as s:
+        s.add(Effect(effect_key=key, kind="message", subject="order:5001", idempotency_key=key,
+                     request={"to": "c@example.com", "template": "fulfillment_started", "language": "fr",
+                              "order_id": 5001, "context": {}}))
+        s.add(Effect(effect_key="msg:5002:x", kind="message", subject="order:5002", idempotency_key="k2",
+                     request={"to": "d@example.com", "template": "order_confirmation", "language": "en"}))
+        s.commit()
+
+    def reply(n, in_reply_to):
+        m = EmailMessage()
+        m["From"], m["To"], m["Subject"], m["Message-ID"] = "c@example.com", "orders@shop.test", "Re", f"<r{n}@c>"
+        m["In-Reply-To"] = in_reply_to
+        m.set_content("Avant Noël ?")
+        body = m.as_bytes()
+        return c.post("/inbound/email", content=body, headers={"X-Inbound-Signature": sign("in", body)}).json()
+
+    assert (reply(1, mid)["order_id"], reply(1, mid)["reply_to"]) == (5001, "fulfillment_started")
+    assert reply(2, message_id_for("msg:5002:x", "shop.test"))["order_id"] == 5002  # order from the ledger's subject
+    assert reply(3, message_id_for("msg:9:unknown", "shop.test"))["order_id"] is None

@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+import base64
+import re
 import smtplib
 from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Callable, Iterator
+
+
+_OURS = re.compile(r"<ac-([a-z2-7]+)@[^<>\s]+>")
+
+
+def message_id_for(effect_key: str, domain: str) -> str:
+    """The Message-ID of the message an effect sends: the same on every attempt, and naming the
+    effect. A reply can be tied to its order before the message's row is written (the customer
+    can answer the moment the mail arrives), and a resent copy has the same Message-ID, so the
+    customer's mail program shows it once."""
+    return f"<ac-{base64.b32encode(effect_key.encode()).decode().rstrip('=').lower()}@{domain}>"
+
+
+def effect_key_of(message_id: str) -> str | None:
+    """The effect key a Message-ID from `message_id_for` names; None for any other Message-ID."""
+    m = _OURS.fullmatch(message_id.strip())
+    if not m:
+        return None
+    code = m.group(1).upper()
+    try:
+        return base64.b32decode(code + "=" * (-len(code) % 8)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 class Mailer:
@@ -15,11 +40,16 @@ class Mailer:
         self.host, self.port, self.sender = host, port, sender
         self.username, self.password, self.starttls, self.timeout = username, password, starttls, timeout
 
+    @property
+    def domain(self) -> str:
+        return self.sender.split("@")[-1]
+
     def compose(self, to: str, subject: str, text: str, html: str | None = None,
-                headers: dict[str, str] | None = None) -> EmailMessage:
+                headers: dict[str, str] | None = None, effect_key: str | None = None) -> EmailMessage:
+        """A message; with `effect_key`, its Message-ID is `message_id_for(effect_key)`."""
         msg = EmailMessage()
         msg["From"], msg["To"], msg["Subject"] = self.sender, to, subject
-        msg["Message-ID"] = make_msgid(domain=self.sender.split("@")[-1])
+        msg["Message-ID"] = message_id_for(effect_key, self.domain) if effect_key else make_msgid(domain=self.domain)
         msg.set_content(text)
         if html is not None:
             msg.add_alternative(html, subtype="html")
@@ -43,6 +73,6 @@ class Mailer:
             yield send
 
     def send(self, to: str, subject: str, text: str, html: str | None = None,
-             headers: dict[str, str] | None = None) -> str:
+             headers: dict[str, str] | None = None, effect_key: str | None = None) -> str:
         with self.connection() as send:
-            return send(self.compose(to, subject, text, html, headers))
+            return send(self.compose(to, subject, text, html, headers, effect_key))

@@ -123,13 +123,34 @@ def open_items(url: str, order_ids: list[int]) -> dict[int, dict[str, int]]:
 
 
 def message_for_reply(url: str, message_ids: list[str]) -> Message | None:
-    """The message a reply answers (its In-Reply-To / References Message-IDs, newest first)."""
+    """The message a reply answers (its In-Reply-To / References Message-IDs, newest first).
+    A message whose row is not written yet (the customer answered the moment it arrived) is found
+    through its ledger row: our Message-IDs name their effect (tasks/clients/mailer.message_id_for)."""
+    from tasks.clients.mailer import effect_key_of
+    from tasks.db.models import Effect
+
     if not message_ids:
         return None
+    keys = {mid: effect_key_of(mid) for mid in message_ids}
     with session(url) as s:
         rows = s.exec(select(Message).where(Message.message_id.in_(message_ids))).all()
+        effects = s.exec(select(Effect).where(Effect.effect_key.in_([k for k in keys.values() if k]),
+                                              Effect.kind == "message")).all()
     by_id = {m.message_id: m for m in rows}
-    return next((by_id[m] for m in message_ids if m in by_id), None)
+    by_key = {e.effect_key: e for e in effects}
+    for mid in message_ids:
+        if mid in by_id:
+            return by_id[mid]
+        e = by_key.get(keys[mid])
+        if e is not None and (e.request or {}).get("template"):
+            r = e.request
+            order_id = r.get("order_id")
+            if order_id is None and (e.subject or "").startswith("order:"):
+                order_id = int(e.subject.split(":", 1)[1])
+            return Message(order_id=order_id, template=r["template"], language=r.get("language", ""),
+                           to_address=r.get("to", ""), subject=r.get("subject", ""), effect_key=e.effect_key,
+                           message_id=mid)
+    return None
 
 
 def add_ticket(url: str, ticket: Ticket) -> tuple[Ticket, bool]:
