@@ -17,7 +17,8 @@ all N are Suspended the script prints the processes and total RSS of everything 
 no process per waiting approval, under 1 GiB in all). Then it decides all N the way `aftercart
 approvals approve` does (`submit_decision`: the same check, audit and resume) and prints p50/p95
 from each decision to its effect, the order cancelled in the sandbox store (goal: p95 <= 10 s),
-with the time to the last effect and the resumed runs' states.
+with the time to the last effect and the resumed runs' states. Each phase also prints the Prefect
+task runs it created and the CPU seconds the Prefect server and the runner spent.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import pct, start_prefect, stop_prefect, stop_process  # noqa: E402 - after the path is set
+from bench import cpu_seconds, pct, start_prefect, stop_prefect, stop_process  # noqa: E402 - after the path is set
 
 
 def rss_kib(pid: int) -> int:
@@ -72,6 +73,12 @@ def count_states(api: str, names: list[str]) -> int:
 
     return httpx.post(f"{api}/flow_runs/count", json={"flow_runs": {"state": {"name": {"any_": names}}}},
                       timeout=30).json()
+
+
+def task_runs(api: str) -> int:
+    import httpx
+
+    return httpx.post(f"{api}/task_runs/count", json={}, timeout=30).json()
 
 
 def approval_run(db: str, approval_id: str) -> str:
@@ -139,6 +146,7 @@ def main() -> None:
             from tasks.launch import launch_many
 
             t0 = time.monotonic()
+            cpu0 = {"server": cpu_seconds(tree(server.pid)), "runner": cpu_seconds(tree(runner.pid))}
             launch_many("cancellation-review/cancellation-review",
                         [({"order_id": oid, "order_name": name, "channel": "email", "reason": "changed my mind"},
                           f"cancellation-review {name}", None) for oid, name in orders])
@@ -161,11 +169,15 @@ def main() -> None:
                     "sandbox + this script": [os.getpid()]}
             total = sum(rss_kib(p) for ps in pids.values() for p in ps)
             busy = len(tree(runner.pid)) - 1
+            tasks_waiting = task_runs(api)
+            cpu_wait = {"server": cpu_seconds(tree(server.pid)), "runner": cpu_seconds(tree(runner.pid))}
             print(f"\n{args.waiting} approvals waiting (all Suspended) after {waited:.0f} s"
                   + (f"; the runner was still executing {busy} other flow run(s) when measured" if busy else ""))
             for name, ps in pids.items():
                 print(f"  {name:26} processes {len(ps):3}  RSS {sum(rss_kib(p) for p in ps) / 1024:7.1f} MiB")
             print(f"  {'total':26} processes {sum(len(p) for p in pids.values()):3}  RSS {total / 1024:7.1f} MiB")
+            print(f"task runs up to waiting: {tasks_waiting} ({tasks_waiting / args.waiting:.1f} per run); CPU seconds: "
+                  f"Prefect server {cpu_wait['server'] - cpu0['server']:.0f}, runner {cpu_wait['runner'] - cpu0['runner']:.0f}")
 
             if args.no_resume:
                 return
@@ -179,6 +191,7 @@ def main() -> None:
             decided: dict[int, float] = {}
             refused: list[str] = []
             t1 = time.monotonic()
+            cpu1 = {"server": cpu_seconds(tree(server.pid)), "runner": cpu_seconds(tree(runner.pid))}
             for oid, name in orders:  # every one decided at once, as an ops lead clearing the queue
                 try:
                     submit_decision(db, policy, waiting[oid], "ops@sandbox.test", "approve", "bench", None)
@@ -201,6 +214,11 @@ def main() -> None:
                   f"p50 {statistics.median(lat):.1f} s, p95 {pct(lat, 0.95):.1f} s, max {max(lat):.1f} s; "
                   f"all effects {time.monotonic() - t1:.0f} s after the first decision")
             wait_for(lambda: count_states(api, ["Completed"]) >= args.waiting, 120, "the resumed runs to complete")
+            cpu2 = {"server": cpu_seconds(tree(server.pid)), "runner": cpu_seconds(tree(runner.pid))}
+            resumed_tasks = task_runs(api) - tasks_waiting
+            print(f"task runs after the decisions: {resumed_tasks} ({resumed_tasks / args.waiting:.1f} per resumed run)")
+            print(f"CPU seconds in the resume phase: Prefect server {cpu2['server'] - cpu1['server']:.0f}, "
+                  f"runner {cpu2['runner'] - cpu1['runner']:.0f}")
             print(f"resumed runs Completed: {count_states(api, ['Completed'])}, Failed/Crashed: "
                   f"{count_states(api, ['Failed', 'Crashed'])}")
             drops = server_log.read_text(errors="replace").lower().count("queue is full")

@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import pct, peak_rss_mb, sandbox_process, start_prefect, stop_prefect, stop_process  # noqa: E402
+from bench import cpu_seconds, pct, peak_rss_mb, sandbox_process, start_prefect, stop_prefect, stop_process  # noqa: E402
 SECRET = "bench-burst-secret"
 
 
@@ -49,7 +49,7 @@ def count_runs(api: str) -> tuple[int, int]:
             httpx.post(f"{api}/task_runs/count", json={}, timeout=30).json())
 
 
-def burst(args, plan: str, api: str, base_env: dict) -> dict:
+def burst(args, plan: str, api: str, base_env: dict, server_pid: int) -> dict:
     import httpx
 
     from sandbox.serving import free_port
@@ -78,6 +78,8 @@ def burst(args, plan: str, api: str, base_env: dict) -> dict:
 
             address_review.to_deployment(name="address-review").apply()  # the drain starts exceptions through it
             runs_before = count_runs(api)
+            procs = {"intake": [intake.pid], "drain": [os.getpid()], "sandbox": [sandbox.pid], "server": [server_pid]}
+            cpu0 = {k: cpu_seconds(v) for k, v in procs.items()}
             t0 = time.time()
             orders = httpx.post(f"{sandbox_url}/bench/generate", json={"count": args.orders}, timeout=900).json()
             placed = {o["id"]: o["created_at"] for o in orders}
@@ -93,6 +95,7 @@ def burst(args, plan: str, api: str, base_env: dict) -> dict:
                                              httpx.get(f"{sandbox_url}/bench/status").json()["pending"] == 0):
                     break
             elapsed_drain = time.time() - t0
+            cpu = {k: cpu_seconds(v) - cpu0[k] for k, v in procs.items()}
             runs_after = count_runs(api)
             # the last effect of each order: its decisions, its confirmation mail, its exception run
             last: dict[int, float] = {}
@@ -123,7 +126,8 @@ def burst(args, plan: str, api: str, base_env: dict) -> dict:
                 exception_runs=exceptions, cost=cost, bound=max(0.0, cost - st["maximum"]) / st["restore_rate"],
                 total_over_restore=cost / st["restore_rate"],
                 flow_runs=runs_after[0] - runs_before[0], task_runs=runs_after[1] - runs_before[1],
-                rss_intake=peak_rss_mb(intake.pid), rss_sandbox=peak_rss_mb(sandbox.pid), inbox=_inbox(db_file))
+                rss_intake=peak_rss_mb(intake.pid), rss_sandbox=peak_rss_mb(sandbox.pid), inbox=_inbox(db_file),
+                cpu=cpu)
             return result
         finally:
             stop_process(sandbox)
@@ -316,7 +320,7 @@ def main() -> None:
         server, api, log, pg_dir = start_prefect(tmp / plan, base, args.prefect_postgres)
         try:
             with temporary_settings({PREFECT_API_URL: api}):  # this plan's own server (settings load once)
-                r = burst(args, plan, api, base)
+                r = burst(args, plan, api, base, server.pid)
                 r["rss_server"] = peak_rss_mb(server.pid)
                 if naive_rate != naive_rate and args.naive_sample:  # measured once, at the first plan
                     naive_rate = naive(args.naive_sample, api, base)
@@ -337,6 +341,9 @@ def main() -> None:
         print(f"Prefect runs         {r['flow_runs']} flow runs, {r['task_runs']} task runs created")
         print(f"peak RSS             intake {r['rss_intake']:.0f} MB; drain {peak_rss_mb():.0f} MB; "
               f"Prefect server {r['rss_server']:.0f} MB; sandbox (not aftercart) {r['rss_sandbox']:.0f} MB")
+        print("CPU seconds          " + ", ".join(f"{k} {v:.0f}" for k, v in r["cpu"].items())
+              + f" = {sum(r['cpu'].values()):.0f} over {r['drain_seconds']:.0f} s on {os.cpu_count()} cores"
+              + (" (PostgreSQL's own not counted)" if args.prefect_postgres else ""))
         lower = min(limit, r["orders"] / r["bound"]) if r["bound"] else limit
         print(f"burst / min(pure-decision limit, API bound) = {r['orders_per_s'] / lower:.3f}")
         print(f"ours / naive         {r['orders_per_s'] / naive_rate:.1f}x "
