@@ -55,13 +55,13 @@ def deliver(database_url: str, messages: list[dict[str, Any]], sessions: int = S
 
     The ledger rows are pending before anything is sent. The messages are shared among `sessions`
     SMTP sessions by order (one order's messages go out on one session, in the order given), so the
-    waits on the mail server overlap. In each session, chunk by chunk, one write counts the chunk's
-    attempts, and each message, once sent, is confirmed (with its Message-ID) and recorded in one
-    transaction: one write per message instead of four. (Confirming a whole chunk at once let a
-    customer's immediate reply arrive before its message was recorded; the end-to-end test caught
-    it.) A crash between a send and its write leaves that message pending; the resend sends it
-    again (SMTP has no idempotency key). A mail server that cannot be reached fails the call; what
-    was not sent stays pending for the retry."""
+    waits on the mail server overlap. In each session, chunk by chunk: one write counts the chunk's
+    attempts, the chunk is sent, and one write confirms the sent messages (with their Message-IDs)
+    and records them. A customer's reply that arrives before that write still finds its order: the
+    Message-ID names the effect (comms_store.message_for_reply). A crash between a send and the
+    chunk's write leaves those messages pending; the resend sends them again (SMTP has no
+    idempotency key) with the same Message-IDs, so the customer's mail program shows each once. A
+    mail server that cannot be reached fails the call; what was not sent stays pending for the retry."""
     from concurrent.futures import ThreadPoolExecutor
 
     counts = {"sent": 0, "already_sent": 0, "failed": 0}
@@ -99,7 +99,7 @@ def _send_share(database_url: str, m_client, share: list[dict[str, Any]]) -> tup
         for i in range(0, len(share), CHUNK):
             chunk = share[i:i + CHUNK]
             count_attempts(database_url, [m["effect_key"] for m in chunk])
-            failed = []
+            failed, outs = [], []
             for m in chunk:
                 try:
                     msg = render(m["template"], m["language"], m["context"])
@@ -115,10 +115,9 @@ def _send_share(database_url: str, m_client, share: list[dict[str, Any]]) -> tup
                 except Exception as exc:  # noqa: BLE001 - the ledger row says failed; the resend picks it up
                     failed.append((m["effect_key"], exc))
                     continue
-                # recorded as soon as it is out (a reply that comes sooner finds its order through the
-                # Message-ID, which names the effect: comms_store.message_for_reply)
-                confirm_messages(database_url, [out])
-                sent += 1
+                outs.append(out)
+            confirm_messages(database_url, outs)
+            sent += len(outs)
             mark_effects_failed(database_url, failed)
             failed_total += len(failed)
     return sent, failed_total
