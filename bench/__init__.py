@@ -39,6 +39,14 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def count_runs(api: str) -> tuple[int, int]:
+    """(flow runs, task runs) the Prefect server at `api` holds."""
+    import httpx
+
+    return (httpx.post(f"{api}/flow_runs/count", json={}, timeout=30).json(),
+            httpx.post(f"{api}/task_runs/count", json={}, timeout=30).json())
+
+
 def pct(values: list[float], q: float) -> float:
     v = sorted(values)
     return v[min(len(v) - 1, int(q * (len(v) - 1)))] if v else float("nan")

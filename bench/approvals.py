@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import cpu_seconds, pct, start_prefect, stop_prefect, stop_process  # noqa: E402 - after the path is set
+from bench import count_runs, cpu_seconds, pct, start_prefect, stop_prefect, stop_process  # noqa: E402
 
 
 def rss_kib(pid: int) -> int:
@@ -73,12 +73,6 @@ def count_states(api: str, names: list[str]) -> int:
 
     return httpx.post(f"{api}/flow_runs/count", json={"flow_runs": {"state": {"name": {"any_": names}}}},
                       timeout=30).json()
-
-
-def task_runs(api: str) -> int:
-    import httpx
-
-    return httpx.post(f"{api}/task_runs/count", json={}, timeout=30).json()
 
 
 def approval_run(db: str, approval_id: str) -> str:
@@ -145,13 +139,17 @@ def main() -> None:
                 dbs.commit()
             from tasks.launch import launch_many
 
+            def cpu() -> dict[str, float]:  # CPU seconds so far of the server's and the runner's process trees
+                return {"server": cpu_seconds(tree(server.pid)), "runner": cpu_seconds(tree(runner.pid))}
+
             t0 = time.monotonic()
-            cpu0 = {"server": cpu_seconds(tree(server.pid)), "runner": cpu_seconds(tree(runner.pid))}
+            cpu0 = cpu()
             launch_many("cancellation-review/cancellation-review",
                         [({"order_id": oid, "order_name": name, "channel": "email", "reason": "changed my mind"},
                           f"cancellation-review {name}", None) for oid, name in orders])
             print(f"cores: {os.cpu_count()}; Prefect server on {'PostgreSQL' if args.prefect_postgres else 'SQLite'}; "
-                  f"runner limit {args.limit}, exception runs in a {args.exception_runs} each; {args.waiting} cancellation-review runs created in "
+                  f"runner limit {args.limit}, exception runs in a {args.exception_runs} each; "
+                  f"{args.waiting} cancellation-review runs created in "
                   f"{time.monotonic() - t0:.1f} s", flush=True)
             last = -1
             while (n := count_states(api, ["Suspended"])) < args.waiting:
@@ -169,8 +167,8 @@ def main() -> None:
                     "sandbox + this script": [os.getpid()]}
             total = sum(rss_kib(p) for ps in pids.values() for p in ps)
             busy = len(tree(runner.pid)) - 1
-            tasks_waiting = task_runs(api)
-            cpu_wait = {"server": cpu_seconds(tree(server.pid)), "runner": cpu_seconds(tree(runner.pid))}
+            tasks_waiting = count_runs(api)[1]
+            cpu_wait = cpu()
             print(f"\n{args.waiting} approvals waiting (all Suspended) after {waited:.0f} s"
                   + (f"; the runner was still executing {busy} other flow run(s) when measured" if busy else ""))
             for name, ps in pids.items():
@@ -191,7 +189,7 @@ def main() -> None:
             decided: dict[int, float] = {}
             refused: list[str] = []
             t1 = time.monotonic()
-            cpu1 = {"server": cpu_seconds(tree(server.pid)), "runner": cpu_seconds(tree(runner.pid))}
+            cpu1 = cpu()
             for oid, name in orders:  # every one decided at once, as an ops lead clearing the queue
                 try:
                     submit_decision(db, policy, waiting[oid], "ops@sandbox.test", "approve", "bench", None)
@@ -214,8 +212,8 @@ def main() -> None:
                   f"p50 {statistics.median(lat):.1f} s, p95 {pct(lat, 0.95):.1f} s, max {max(lat):.1f} s; "
                   f"all effects {time.monotonic() - t1:.0f} s after the first decision")
             wait_for(lambda: count_states(api, ["Completed"]) >= args.waiting, 120, "the resumed runs to complete")
-            cpu2 = {"server": cpu_seconds(tree(server.pid)), "runner": cpu_seconds(tree(runner.pid))}
-            resumed_tasks = task_runs(api) - tasks_waiting
+            cpu2 = cpu()
+            resumed_tasks = count_runs(api)[1] - tasks_waiting
             print(f"task runs after the decisions: {resumed_tasks} ({resumed_tasks / args.waiting:.1f} per resumed run)")
             print(f"CPU seconds in the resume phase: Prefect server {cpu2['server'] - cpu1['server']:.0f}, "
                   f"runner {cpu2['runner'] - cpu1['runner']:.0f}")

@@ -38,15 +38,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import cpu_seconds, pct, peak_rss_mb, sandbox_process, start_prefect, stop_prefect, stop_process  # noqa: E402
+from bench import (count_runs, cpu_seconds, pct, peak_rss_mb, sandbox_process, start_prefect,  # noqa: E402
+                   stop_prefect, stop_process)
 SECRET = "bench-burst-secret"
-
-
-def count_runs(api: str) -> tuple[int, int]:
-    import httpx
-
-    return (httpx.post(f"{api}/flow_runs/count", json={}, timeout=30).json(),
-            httpx.post(f"{api}/task_runs/count", json={}, timeout=30).json())
 
 
 def burst(args, plan: str, api: str, base_env: dict, server_pid: int) -> dict:
