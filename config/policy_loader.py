@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -72,17 +73,32 @@ def validate_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
         raise PolicyError(source, problems) from None
 
 
-def read_toml(path: Path) -> dict[str, Any]:
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PolicyError(str(path), [PolicyProblem("", "file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(str(path), [PolicyProblem("", f"cannot read file: {exc}")]) from None
+
+
+def _parse(text: str, path: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(str(path), [PolicyProblem("", f"not valid TOML: {exc}")]) from None
+        raise PolicyError(path, [PolicyProblem("", f"not valid TOML: {exc}")]) from None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    return _parse(_read_text(path), str(path))
+
+
+@lru_cache(maxsize=16)
+def _validated(files: tuple[tuple[str, str], ...], source: str) -> Policy:
+    data: dict[str, Any] = {}
+    for path, text in files:
+        data = merge(data, _parse(text, path))
+    return validate_policy(data, source)
 
 
 def load_policy(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Policy:
@@ -90,12 +106,19 @@ def load_policy(path: str | Path | None = None, overrides: dict[str, Any] | None
 
     A merchant's file is complete on its own or a partial file: it is merged onto the default
     policy, so a file holding only `[order_edit] window_minutes = 30` is a valid policy.
+
+    Every flow run loads the policy. The files are read each time, but the same texts give the
+    same validated (frozen) policy without parsing and validating again, so an edited file takes
+    effect on the next run.
     """
-    data = read_toml(DEFAULT_POLICY_PATH)
+    files = [(str(DEFAULT_POLICY_PATH), _read_text(DEFAULT_POLICY_PATH))]
     source = str(DEFAULT_POLICY_PATH)
     if path is not None and Path(path).resolve() != DEFAULT_POLICY_PATH.resolve():
-        data = merge(data, read_toml(Path(path)))
+        files.append((str(path), _read_text(Path(path))))
         source = str(path)
-    if overrides:
-        data = merge(data, overrides)
-    return validate_policy(data, source)
+    if not overrides:
+        return _validated(tuple(files), source)
+    data: dict[str, Any] = {}
+    for p, text in files:
+        data = merge(data, _parse(text, p))
+    return validate_policy(merge(data, overrides), source)

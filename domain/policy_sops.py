@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from datetime import time
 from typing import Literal
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
 from domain import vocab
 from domain.policy_base import (Channels, Intents, OrderTypes, OutcomeKind, RiskLevels, Role, Stage, Stages, Strict,
                                  _known, _stages)
-from domain.reference import country_codes, currency_codes
+from domain.reference import country_codes, currency_codes, timezone_names
 
 
 class Outcome(Strict):
@@ -264,7 +264,7 @@ class Market(Strict):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v):
-        if v not in available_timezones():
+        if v not in timezone_names():
             raise ValueError(f"unknown time zone {v!r} (IANA name such as 'America/New_York')")
         return v
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from zoneinfo import available_timezones
 
 import pycountry
 
@@ -15,3 +16,9 @@ def country_codes() -> frozenset[str]:
 @lru_cache(maxsize=1)
 def currency_codes() -> frozenset[str]:
     return frozenset(c.alpha_3 for c in pycountry.currencies)
+
+
+@lru_cache(maxsize=1)
+def timezone_names() -> frozenset[str]:
+    """IANA zone names (zoneinfo walks the tz database's directory on every call)."""
+    return frozenset(available_timezones())

@@ -34,6 +34,26 @@ def test_hash_changes_with_any_rule(tmp_path, policy):
     assert other.content_hash != policy.content_hash
 
 
+def test_a_file_is_validated_once_per_content_and_an_edit_takes_effect_at_once(tmp_path, monkeypatch):
+    import config.policy_loader as loader
+
+    calls = []
+    real = loader.validate_policy
+    monkeypatch.setattr(loader, "validate_policy", lambda data, source: calls.append(source) or real(data, source))
+    f = tmp_path / "p.toml"
+    f.write_text("[order_edit]\nwindow_minutes = 31\n")
+    first = load_policy(f)
+    assert load_policy(f) is first and len(calls) == 1  # every flow run loads it: validated once
+    f.write_text("[order_edit]\nwindow_minutes = 32\n")  # same size, same second: still seen
+    assert load_policy(f).order_edit.window_minutes == 32 and len(calls) == 2
+    assert load_policy(f, overrides={"order_edit": {"window_minutes": 33}}).order_edit.window_minutes == 33
+    f.write_text("[order_edit]\nwindow_minutes = 'soon'\n")
+    with pytest.raises(PolicyError, match="order_edit.window_minutes"):
+        load_policy(f)
+    with pytest.raises(PolicyError, match="order_edit.window_minutes"):  # a bad file is refused every time
+        load_policy(f)
+
+
 def test_policy_is_frozen(policy):
     with pytest.raises(Exception):
         policy.order_edit.window_minutes = 5
