@@ -186,31 +186,41 @@ def main() -> None:
                 waiting = {a.order_id: a.id for a in dbs.exec(select(Approval).where(
                     Approval.kind == "cancellation", Approval.status == "pending")).all()}
             assert len(waiting) == args.waiting, f"{len(waiting)} pending approvals for {args.waiting} runs"
-            decided: dict[int, float] = {}
+            # decision and effect times are both wall clock: a decision's time when the approver submits
+            # it (submit_decision called), an effect's the sandbox's own cancelledAt (the store's real clock), so an effect
+            # that lands while later decisions are still being submitted counts when it landed
+            decided: dict[int, datetime] = {}
             refused: list[str] = []
             t1 = time.monotonic()
+            start = datetime.now(timezone.utc)
             cpu1 = cpu()
             for oid, name in orders:  # every one decided at once, as an ops lead clearing the queue
                 try:
+                    at = datetime.now(timezone.utc)
                     submit_decision(db, policy, waiting[oid], "ops@sandbox.test", "approve", "bench", None)
-                    decided[oid] = time.monotonic()
+                    decided[oid] = at
                 except Exception as exc:  # noqa: BLE001 - counted and shown, the rest go on
                     run = httpx.get(f"{api}/flow_runs/{approval_run(db, waiting[oid])}", timeout=30).json()
                     refused.append(f"{name}: {type(exc).__name__}: {exc} (run state {run.get('state', {}).get('name')})")
             print(f"\n{len(decided)} decisions submitted in {time.monotonic() - t1:.1f} s (check, audit, resume)"
                   + (f"; {len(refused)} not accepted:\n  " + "\n  ".join(refused[:10]) if refused else ""), flush=True)
-            effect: dict[int, float] = {}
-            while len(effect) < len(decided):
+            effect: dict[int, datetime] = {}
+            while len(effect) < len(decided) and time.monotonic() - t1 <= args.timeout:
                 for oid in decided:
-                    if oid not in effect and sb.world.orders[oid].cancelled_at is not None:
-                        effect[oid] = time.monotonic()
-                if time.monotonic() - t1 > args.timeout:
-                    break
+                    if oid not in effect and (at := sb.world.orders[oid].cancelled_at) is not None:
+                        effect[oid] = at
                 time.sleep(0.05)
-            lat = [effect[o] - decided[o] for o in effect]
+            lat = [(effect[o] - decided[o]).total_seconds() for o in effect]
+            with open(tmp / "decisions.csv", "w") as f:  # one row per decision, in the order they were made
+                f.write("order_id,decided_s,effect_s\n")
+                for o in decided:
+                    at = f"{(effect[o] - start).total_seconds():.3f}" if o in effect else ""
+                    f.write(f"{o},{(decided[o] - start).total_seconds():.3f},{at}\n")
+            last = max(effect.values(), default=start)
             print(f"decision to effect (order cancelled in the sandbox store) over {len(lat)} of {len(decided)}: "
                   f"p50 {statistics.median(lat):.1f} s, p95 {pct(lat, 0.95):.1f} s, max {max(lat):.1f} s; "
-                  f"all effects {time.monotonic() - t1:.0f} s after the first decision")
+                  f"last effect {(last - start).total_seconds():.0f} s after the first decision "
+                  f"(each decision: {tmp / 'decisions.csv'})")
             wait_for(lambda: count_states(api, ["Completed"]) >= args.waiting, 120, "the resumed runs to complete")
             cpu2 = cpu()
             resumed_tasks = count_runs(api)[1] - tasks_waiting
