@@ -1,7 +1,7 @@
 """Benchmark: many approvals waiting at once, then every one decided, decision to effect.
 
     python bench/approvals.py [--waiting 500] [--limit 8] [--prefect-postgres] [--no-resume]
-                              [--exception-runs thread|process]
+                              [--exception-runs thread|process] [--deciders 1]
 
 Processes, as `aftercart up` runs them: a Prefect server of its own (SQLite, or a throwaway
 PostgreSQL with --prefect-postgres) and the runner (`python -m aftercart.services serve`: every
@@ -15,7 +15,8 @@ launch path the intake and the sweep use). By the default policy a cancellation 
 waits for ops: the run pulls the order back from the 3PL, tells the customer, and suspends. When
 all N are Suspended the script prints the processes and total RSS of everything it started (goal:
 no process per waiting approval, under 1 GiB in all). Then it decides all N the way `aftercart
-approvals approve` does (`submit_decision`: the same check, audit and resume) and prints p50/p95
+approvals approve` does (`submit_decision`: the same check, audit and resume; --deciders
+approvers at once, each deciding one after the other) and prints p50/p95
 from each decision to its effect, the order cancelled in the sandbox store (goal: p95 <= 10 s),
 with the time to the last effect and the resumed runs' states. Each phase also prints the Prefect
 task runs it created and the CPU seconds the Prefect server and the runner spent.
@@ -87,10 +88,14 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=8, help="flow runs the runner executes at once (AFTERCART_SERVE_LIMIT)")
     ap.add_argument("--prefect-postgres", action="store_true", help="the Prefect server on a throwaway PostgreSQL")
     ap.add_argument("--timeout", type=float, default=3600.0, help="give up waiting after this many seconds")
+    ap.add_argument("--deciders", type=int, default=1,
+                    help="approvers submitting decisions at the same time (each one after the other)")
     ap.add_argument("--no-resume", action="store_true", help="stop after measuring the waiting approvals")
     ap.add_argument("--exception-runs", choices=["thread", "process"], default="thread",
                     help="where the runner executes cancellation-review runs (AFTERCART_EXCEPTION_RUNS)")
     args = ap.parse_args()
+    if args.deciders < 1 or args.waiting < 1:
+        ap.error("--waiting and --deciders take a whole number of 1 or more")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what we started on SIGTERM too
 
     from sqlmodel import select
@@ -187,22 +192,32 @@ def main() -> None:
                     Approval.kind == "cancellation", Approval.status == "pending")).all()}
             assert len(waiting) == args.waiting, f"{len(waiting)} pending approvals for {args.waiting} runs"
             # decision and effect times are both wall clock: a decision's time when the approver submits
-            # it (submit_decision called), an effect's the sandbox's own cancelledAt (the store's real clock), so an effect
-            # that lands while later decisions are still being submitted counts when it landed
+            # it (submit_decision called), an effect's the sandbox's own cancelledAt (the store's real
+            # clock), so an effect that lands while later decisions are still being submitted counts
+            # when it landed
             decided: dict[int, datetime] = {}
             refused: list[str] = []
             t1 = time.monotonic()
             start = datetime.now(timezone.utc)
             cpu1 = cpu()
-            for oid, name in orders:  # every one decided at once, as an ops lead clearing the queue
-                try:
-                    at = datetime.now(timezone.utc)
-                    submit_decision(db, policy, waiting[oid], "ops@sandbox.test", "approve", "bench", None)
-                    decided[oid] = at
-                except Exception as exc:  # noqa: BLE001 - counted and shown, the rest go on
-                    run = httpx.get(f"{api}/flow_runs/{approval_run(db, waiting[oid])}", timeout=30).json()
-                    refused.append(f"{name}: {type(exc).__name__}: {exc} (run state {run.get('state', {}).get('name')})")
-            print(f"\n{len(decided)} decisions submitted in {time.monotonic() - t1:.1f} s (check, audit, resume)"
+
+            def decide_share(share: list[tuple[int, str]]) -> None:  # one approver clearing their part of the queue
+                for oid, name in share:
+                    try:
+                        at = datetime.now(timezone.utc)
+                        submit_decision(db, policy, waiting[oid], "ops@sandbox.test", "approve", "bench", None)
+                        decided[oid] = at
+                    except Exception as exc:  # noqa: BLE001 - counted and shown, the rest go on
+                        run = httpx.get(f"{api}/flow_runs/{approval_run(db, waiting[oid])}", timeout=30).json()
+                        refused.append(f"{name}: {type(exc).__name__}: {exc} "
+                                       f"(run state {run.get('state', {}).get('name')})")
+
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(args.deciders) as pool:  # every one decided at once
+                list(pool.map(decide_share, [orders[i::args.deciders] for i in range(args.deciders)]))
+            print(f"\n{len(decided)} decisions submitted in {time.monotonic() - t1:.1f} s (check, audit, resume; "
+                  f"{args.deciders} approver(s) at once)"
                   + (f"; {len(refused)} not accepted:\n  " + "\n  ".join(refused[:10]) if refused else ""), flush=True)
             effect: dict[int, datetime] = {}
             while len(effect) < len(decided) and time.monotonic() - t1 <= args.timeout:

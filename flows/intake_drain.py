@@ -71,16 +71,26 @@ def judge_new_orders(rt, rows: list[dict], stages: dict[int, str], verdicts: Cou
     return record_decisions(rt.database_url, quote(decisions)) if decisions else 0
 
 
-def start_reviews(exceptions: list[dict], log) -> None:
-    """One `address-review` run per exception; if they cannot start (the deployment is not served),
-    the decisions are recorded and the deadline sweep starts them later."""
+def start_reviews(exceptions: list[dict]):
+    """Start one `address-review` run per exception, in the background (the drain goes on with the
+    batch's messages and the next batch while the Prefect server creates the runs); returns the
+    future, or None when the batch has no exception."""
     if not exceptions:
-        return
-    started = start_address_reviews([{"order_id": e["order_id"], "order_name": e["order"], "key": e["key"]}
-                                     for e in exceptions], return_state=True)
-    if started.is_failed():
-        log.error("could not start %s address-review runs (is the address-review deployment served?); the deadline "
-                  "sweep starts them later: %s", len(exceptions), started.message)
+        return None
+    return start_address_reviews.submit([{"order_id": e["order_id"], "order_name": e["order"], "key": e["key"]}
+                                         for e in exceptions])
+
+
+def reviews_started(pending: list, log, keep: int = 0) -> None:
+    """Wait for all but the `keep` newest review starts; a start that failed is logged: the
+    decisions are recorded and the deadline sweep starts those runs later."""
+    while len(pending) > keep:
+        future, count = pending.pop(0)
+        future.wait()
+        state = future.state
+        if not state.is_completed():
+            log.error("could not start %s address-review runs (is the address-review deployment served?); the "
+                      "deadline sweep starts them later: %s", count, state.message)
 
 
 def _parse(body: str):
@@ -107,6 +117,7 @@ def drain_inbox(batch_size: int = 500, max_batches: int = 200, linger_seconds: f
     exceptions: list[dict] = []
     messages: Counter[str] = Counter()
     stage_moves = 0
+    reviews: list = []  # (future, runs) of review starts in flight
     progress = create_progress_artifact(progress=0.0, description="deliveries drained (batches)")
     idle_since = started = time.monotonic()
     for n in range(max_batches):
@@ -136,11 +147,14 @@ def drain_inbox(batch_size: int = 500, max_batches: int = 200, linger_seconds: f
         stage_moves += save_stages(rt.database_url, moves)
         fresh = len(exceptions)
         judge_new_orders(rt, rows, stages, verdicts, exceptions)
-        start_reviews(exceptions[fresh:], log)  # this batch's exceptions start now, not when the drain ends
+        if future := start_reviews(exceptions[fresh:]):  # this batch's exceptions start now, while it goes on
+            reviews.append((future, len(exceptions) - fresh))
+        reviews_started(reviews, log, keep=1)  # at most one batch's starts behind
         messages.update(messages_for_batch(rt, rows, {**stages, **moves}, log))  # SOP 1, the batch at once
         mark_processed(rt.database_url, [r["id"] for r in rows])
         update_progress_artifact(progress, progress=min(100.0, 100.0 * (n + 1) / max_batches))
         log.info("batch %s: %s deliveries, %s stage changes", n + 1, len(rows), len(moves))
+    reviews_started(reviews, log)
     update_progress_artifact(progress, progress=100.0)
     total = sum(topics.values())
     if total:

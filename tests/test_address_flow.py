@@ -269,6 +269,54 @@ def test_the_drain_starts_one_review_run_per_exception_and_never_two(aftercart_e
     assert runs() == [("address-review #9101", 9101), ("address-review #9102", 9102), ("address-review #9103", 9103)]
 
 
+def test_review_runs_that_cannot_start_do_not_stop_the_drain_and_the_sweep_starts_them_later(aftercart_env, caplog):
+    """The drain starts a batch's review runs in the background while it goes on; when the
+    address-review deployment is missing the drain still finishes (every decision recorded, the
+    failure logged) and the deadline sweep starts the runs once it is back."""
+    import json
+    import logging
+
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    from domain.orders import order_facts
+    from flows.approval_sweep import sweep_approval_deadlines
+    from flows.intake_drain import drain_inbox
+    from tasks.db import store
+
+    url = aftercart_env
+    migrate(url)
+    with get_client(sync_client=True) as c:
+        try:
+            c.delete_deployment(c.read_deployment_by_name("address-review/address-review").id)
+        except Exception:  # noqa: BLE001 - not applied by an earlier test
+            pass
+    bad = {"name": "Dana Wu", "address1": "405 Lexington Ave", "city": "New York", "province_code": "NY",
+           "zip": "99999", "country_code": "US"}
+    for i, oid in enumerate((9201, 9202, 9203)):
+        payload = {"id": oid, "name": f"#{oid}", "updated_at": "2026-11-27T10:00:00Z", "shipping_address": bad,
+                   "shipping_lines": [{"code": "standard", "title": "Standard"}]}
+        store.upsert_order(url, "shop", order_facts(payload), payload)
+        store.add_delivery(url, shop="shop", webhook_id=f"m{i}", topic="orders/create", status="accepted",
+                           order_id=oid, body=json.dumps(payload))
+
+    def runs():
+        with get_client(sync_client=True) as c:
+            found = c.read_flow_runs(deployment_filter=DeploymentFilter(
+                name=DeploymentFilterName(any_=["address-review"])))
+        return sorted(r.parameters["order_id"] for r in found if r.parameters["order_id"] in (9201, 9202, 9203))
+
+    with caplog.at_level(logging.ERROR):
+        assert drain_inbox(batch_size=2)["addresses_judged"] == 3  # two batches, two background starts
+    assert "could not start 2 address-review runs" in caplog.text
+    assert "could not start 1 address-review runs" in caplog.text
+    assert runs() == []
+    assert [m["order_id"] for m in address_store.exceptions_without_review(
+        url, datetime.now(timezone.utc) - timedelta(days=1))] == [9201, 9202, 9203]
+    address_review.to_deployment(name="address-review").apply()
+    sweep_approval_deadlines()
+    assert runs() == [9201, 9202, 9203]
+
+
 def test_the_online_verifier_is_off_by_default_and_finds_a_missing_unit_when_configured(world, monkeypatch):
     from tasks.address_io import verify_now
     from tasks.clients.verifier import AddressVerifier
