@@ -19,6 +19,24 @@ def stop_process(proc: subprocess.Popen, grace: float = 20) -> None:
         proc.kill()
 
 
+def tree(pid: int) -> list[int]:
+    """pid and every descendant (Linux /proc)."""
+    kids: dict[int, list[int]] = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                kids.setdefault(ppid, []).append(int(p.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    out, todo = [], [pid]
+    while todo:
+        x = todo.pop()
+        out.append(x)
+        todo += kids.get(x, [])
+    return out
+
+
 def peak_rss_mb(pid: int | str = "self") -> float:
     """VmHWM: the process's peak resident set, from /proc (Linux)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -52,8 +70,27 @@ def pct(values: list[float], q: float) -> float:
     return v[min(len(v) - 1, int(q * (len(v) - 1)))] if v else float("nan")
 
 
-def start_prefect(tmp: Path, base: dict, postgres: bool):
-    """A Prefect server of its own (SQLite, or a throwaway PostgreSQL): (process, api url, log, pg dir)."""
+# Prefect's documented set-up for a server under load (docs: "How to scale self-hosted Prefect"):
+# events go through Redis instead of the web server's in-memory queues, and the background
+# services (event persister, task run recorder, triggers, scheduler) run in a process of their own
+REDIS_SETTINGS = {
+    "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",
+    "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
+    "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
+    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
+}
+
+
+def start_prefect(tmp: Path, base: dict, postgres: bool, redis: bool = False):
+    """A Prefect server of its own (SQLite, or a throwaway PostgreSQL): (process, api url, log, pg dir).
+
+    With `redis` (PostgreSQL implied) the server is split as Prefect documents it for load: a
+    throwaway redis-server on loopback carries the events, `prefect server services start` runs
+    the background services, and the web server runs with --no-services. The returned process is
+    the web server; the other two are its children (one process tree to measure and to stop), and
+    all three write to the log."""
+    import shutil
+
     import httpx
 
     from tests.helpers import free_port, wait_for
@@ -63,20 +100,55 @@ def start_prefect(tmp: Path, base: dict, postgres: bool):
     api = f"http://127.0.0.1:{port}/api"
     env = dict(base, PREFECT_HOME=str(tmp / "prefect"))
     pg_dir = None
-    if postgres:
+    if postgres or redis:
         pg_dir = Path(tempfile.mkdtemp(prefix="aftercart-bench-pg-"))  # postgres must reach it: not under tmp
         pg = subprocess.check_output([str(ROOT / "scripts" / "pg-test-server"), "start", str(pg_dir),
                                       str(free_port())], text=True).strip()
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = pg.replace("postgresql://", "postgresql+asyncpg://")
     log = tmp / "server.log"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    if redis:
+        if not shutil.which("redis-server"):
+            raise SystemExit("--prefect-redis needs redis-server on the PATH (Debian: apt-get install redis-server)")
+        rport = free_port()
+        env.update(REDIS_SETTINGS, PREFECT_REDIS_MESSAGING_HOST="127.0.0.1", PREFECT_REDIS_MESSAGING_PORT=str(rport),
+                   PREFECT_SERVER_DOCKET_URL=f"redis://127.0.0.1:{rport}/1")
+        subprocess.run([sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"], env=env, check=True,
+                       stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        py = sys.executable
+        script = (f"redis-server --bind 127.0.0.1 --port {rport} --save '' --appendonly no --dir '{tmp}' & "
+                  f"until {py} -c 'import socket; socket.create_connection((\"127.0.0.1\", {rport}), 1)' "
+                  f"2>/dev/null; do sleep 0.1; done; "
+                  f"{py} -m prefect server services start & "
+                  f"exec {' '.join(cmd)} --no-services")
+        env["PREFECT_API_DATABASE_MIGRATE_ON_START"] = "false"
+        server = subprocess.Popen(["sh", "-c", script], env=env, stdout=open(log, "a"), stderr=subprocess.STDOUT)
+    else:
+        server = subprocess.Popen(cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     wait_for(lambda: httpx.get(f"{api}/health").status_code == 200, 120, "the Prefect server")
     return server, api, log, pg_dir
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except (OSError, IndexError):
+        return False
+
+
 def stop_prefect(server: subprocess.Popen, pg_dir: Path | None) -> None:
+    helpers = [p for p in tree(server.pid) if p != server.pid]  # redis and the services with --prefect-redis
     stop_process(server)
+    import time
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):  # started with & by sh: SIGINT is ignored there
+        for pid in helpers:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(_alive(p) for p in helpers):
+            time.sleep(0.2)
     if pg_dir:
         subprocess.run([str(ROOT / "scripts" / "pg-test-server"), "stop", str(pg_dir)], check=False)

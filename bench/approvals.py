@@ -1,6 +1,6 @@
 """Benchmark: many approvals waiting at once, then every one decided, decision to effect.
 
-    python bench/approvals.py [--waiting 500] [--limit 8] [--prefect-postgres] [--no-resume]
+    python bench/approvals.py [--waiting 500] [--limit 8] [--prefect-postgres | --prefect-redis] [--no-resume]
                               [--exception-runs thread|process] [--deciders 1]
 
 Processes, as `aftercart up` runs them: a Prefect server of its own (SQLite, or a throwaway
@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import count_runs, cpu_seconds, pct, start_prefect, stop_prefect, stop_process  # noqa: E402
+from bench import count_runs, cpu_seconds, pct, start_prefect, stop_prefect, stop_process, tree  # noqa: E402
 
 
 def rss_kib(pid: int) -> int:
@@ -49,24 +49,6 @@ def rss_kib(pid: int) -> int:
     except OSError:
         pass
     return 0
-
-
-def tree(pid: int) -> list[int]:
-    """pid and every descendant."""
-    kids: dict[int, list[int]] = {}
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                kids.setdefault(ppid, []).append(int(p.name))
-            except (OSError, IndexError, ValueError):
-                pass
-    out, todo = [], [pid]
-    while todo:
-        x = todo.pop()
-        out.append(x)
-        todo += kids.get(x, [])
-    return out
 
 
 def count_states(api: str, names: list[str]) -> int:
@@ -87,6 +69,9 @@ def main() -> None:
     ap.add_argument("--waiting", type=int, default=500)
     ap.add_argument("--limit", type=int, default=8, help="flow runs the runner executes at once (AFTERCART_SERVE_LIMIT)")
     ap.add_argument("--prefect-postgres", action="store_true", help="the Prefect server on a throwaway PostgreSQL")
+    ap.add_argument("--prefect-redis", action="store_true",
+                    help="the Prefect server as Prefect documents it for load: PostgreSQL, a throwaway redis-server "
+                         "for events, the background services in a process of their own")
     ap.add_argument("--timeout", type=float, default=3600.0, help="give up waiting after this many seconds")
     ap.add_argument("--deciders", type=int, default=1,
                     help="approvers submitting decisions at the same time (each one after the other)")
@@ -97,6 +82,8 @@ def main() -> None:
     if args.deciders < 1 or args.waiting < 1:
         ap.error("--waiting and --deciders take a whole number of 1 or more")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what we started on SIGTERM too
+    server_kind = ("PostgreSQL with Redis events and its services in their own process" if args.prefect_redis
+                   else "PostgreSQL" if args.prefect_postgres else "SQLite")
 
     from sqlmodel import select
 
@@ -109,7 +96,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="aftercart-bench-approvals-"))
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AFTERCART_"))}
     base["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    server, api, server_log, pg_dir = start_prefect(tmp, base, args.prefect_postgres)
+    server, api, server_log, pg_dir = start_prefect(tmp, base, args.prefect_postgres, args.prefect_redis)
     runner = None
     try:
         db = f"sqlite:///{tmp / 'aftercart.db'}"
@@ -152,7 +139,7 @@ def main() -> None:
             launch_many("cancellation-review/cancellation-review",
                         [({"order_id": oid, "order_name": name, "channel": "email", "reason": "changed my mind"},
                           f"cancellation-review {name}", None) for oid, name in orders])
-            print(f"cores: {os.cpu_count()}; Prefect server on {'PostgreSQL' if args.prefect_postgres else 'SQLite'}; "
+            print(f"cores: {os.cpu_count()}; Prefect server on {server_kind}; "
                   f"runner limit {args.limit}, exception runs in a {args.exception_runs} each; "
                   f"{args.waiting} cancellation-review runs created in "
                   f"{time.monotonic() - t0:.1f} s", flush=True)

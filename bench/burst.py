@@ -1,6 +1,7 @@
 """Benchmark: the Black Friday burst - N new orders at once through the routine path.
 
     python bench/burst.py [--orders 10000] [--plans plus,standard] [--naive-sample 1000]
+                           [--prefect-postgres | --prefect-redis]
 
 Processes, as `aftercart up` runs them: a Prefect server (`prefect server start`, SQLite), the
 intake service (`python -m aftercart.services intake`, SQLite store, a Prefect event per
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import (count_runs, cpu_seconds, pct, peak_rss_mb, sandbox_process, start_prefect,  # noqa: E402
-                   stop_prefect, stop_process)
+                   stop_prefect, stop_process, tree)
 SECRET = "bench-burst-secret"
 
 
@@ -273,6 +274,12 @@ def time_now():
     return datetime.now(timezone.utc)
 
 
+def server_kind(args) -> str:
+    if args.prefect_redis:
+        return "PostgreSQL with Redis events and its services in their own process"
+    return "PostgreSQL" if args.prefect_postgres else "SQLite"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--orders", type=int, default=10_000)
@@ -280,6 +287,9 @@ def main() -> None:
     ap.add_argument("--naive-sample", type=int, default=1000)
     ap.add_argument("--prefect-postgres", action="store_true",
                     help="run the Prefect server on a throwaway PostgreSQL (scripts/pg-test-server) instead of SQLite")
+    ap.add_argument("--prefect-redis", action="store_true",
+                    help="the Prefect server as Prefect documents it for load: PostgreSQL, a throwaway redis-server "
+                         "for events, the background services in a process of their own")
     ap.add_argument("--naive-rate", type=float, default=None, help=argparse.SUPPRESS)  # from the first plan's run
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -292,6 +302,7 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--orders", str(args.orders), "--plans", plan,
                    "--naive-sample", str(args.naive_sample if n == 0 else 0)]
             cmd += ["--prefect-postgres"] if args.prefect_postgres else []
+            cmd += ["--prefect-redis"] if args.prefect_redis else []
             cmd += ["--naive-rate", str(rate)] if rate else []
             out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True).stdout
             print(out, end="", flush=True)
@@ -304,18 +315,18 @@ def main() -> None:
     base["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_LOGGING_LEVEL="WARNING")
     print(f"cores: {os.cpu_count()}; {args.orders} orders per plan; aftercart's store on SQLite, the Prefect "
-          f"server on {'PostgreSQL' if args.prefect_postgres else 'SQLite'} (a fresh one per plan)", flush=True)
+          f"server on {server_kind(args)} (a fresh one per plan)", flush=True)
     limit, confirmations = pure_limit(args.orders)
     print(f"pure-decision limit  {limit:,.0f} orders/s ({confirmations} confirmations decided, no IO)", flush=True)
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     drops, naive_rate = 0, args.naive_rate or float("nan")
     for plan in args.plans.split(","):
-        server, api, log, pg_dir = start_prefect(tmp / plan, base, args.prefect_postgres)
+        server, api, log, pg_dir = start_prefect(tmp / plan, base, args.prefect_postgres, args.prefect_redis)
         try:
             with temporary_settings({PREFECT_API_URL: api}):  # this plan's own server (settings load once)
                 r = burst(args, plan, api, base, server.pid)
-                r["rss_server"] = peak_rss_mb(server.pid)
+                r["rss_server"] = sum(peak_rss_mb(p) for p in tree(server.pid))  # with its redis and services
                 if naive_rate != naive_rate and args.naive_sample:  # measured once, at the first plan
                     naive_rate = naive(args.naive_sample, api, base)
         finally:
