@@ -123,10 +123,51 @@ def start_prefect(tmp: Path, base: dict, postgres: bool, redis: bool = False):
                   f"exec {' '.join(cmd)} --no-services")
         env["PREFECT_API_DATABASE_MIGRATE_ON_START"] = "false"
         server = subprocess.Popen(["sh", "-c", script], env=env, stdout=open(log, "a"), stderr=subprocess.STDOUT)
+        server.redis_url = f"redis://127.0.0.1:{rport}/0"  # type: ignore[attr-defined]
     else:
         server = subprocess.Popen(cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     wait_for(lambda: httpx.get(f"{api}/health").status_code == 200, 120, "the Prefect server")
     return server, api, log, pg_dir
+
+
+def event_backlog(server: subprocess.Popen) -> dict[str, int] | None:
+    """With --prefect-redis: for each consumer of the server's `events` stream (persister, task run
+    recorder, triggers...), the events it has not taken yet plus those taken and not acknowledged.
+    Prefect trims the stream only below what every active consumer has taken, so a backlog is late,
+    never lost. None for a server with in-memory queues (those drop past 10,000: 'queue is full')."""
+    url = getattr(server, "redis_url", None)
+    if url is None:
+        return None
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        groups = client.xinfo_groups("events")
+    except redis.ResponseError:  # no event published yet
+        return {}
+    finally:
+        client.close()
+    return {g["name"].decode(): int(g.get("lag") or 0) + int(g["pending"]) for g in groups}
+
+
+def wait_for_events(server: subprocess.Popen, timeout: float = 300) -> str:
+    """A line on the event backlog: the drops counted in the log, or with Redis how long its
+    consumers took to catch up (polled until every backlog is 0 or `timeout`)."""
+    import time
+
+    if getattr(server, "redis_url", None) is None:
+        return ""
+    start = time.monotonic()
+    first = None
+    while True:
+        backlog = event_backlog(server) or {}
+        first = sum(backlog.values()) if first is None else first
+        if not any(backlog.values()):
+            return (f"Redis events stream: {len(backlog)} consumer groups; {first} events behind when the work "
+                    f"finished, every event taken and acknowledged {time.monotonic() - start:.0f} s later")
+        if time.monotonic() - start > timeout:
+            return f"Redis events stream: backlog still {backlog} after {timeout:.0f} s"
+        time.sleep(1)
 
 
 def _alive(pid: int) -> bool:

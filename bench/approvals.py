@@ -38,7 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import count_runs, cpu_seconds, pct, start_prefect, stop_prefect, stop_process, tree  # noqa: E402
+from bench import (count_runs, cpu_seconds, pct, start_prefect, stop_prefect, stop_process, tree,  # noqa: E402
+                   wait_for_events)
 
 
 def rss_kib(pid: int) -> int:
@@ -233,6 +234,8 @@ def main() -> None:
                   f"{count_states(api, ['Failed', 'Crashed'])}")
             drops = server_log.read_text(errors="replace").lower().count("queue is full")
             print(f"Prefect 'queue is full' warnings: {drops}")
+            if backlog := wait_for_events(server):
+                print(backlog)
     finally:
         if runner is not None:
             stop_process(runner)

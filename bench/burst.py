@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import (count_runs, cpu_seconds, pct, peak_rss_mb, sandbox_process, start_prefect,  # noqa: E402
-                   stop_prefect, stop_process, tree)
+                   stop_prefect, stop_process, tree, wait_for_events)
 SECRET = "bench-burst-secret"
 
 
@@ -329,6 +329,7 @@ def main() -> None:
                 r["rss_server"] = sum(peak_rss_mb(p) for p in tree(server.pid))  # with its redis and services
                 if naive_rate != naive_rate and args.naive_sample:  # measured once, at the first plan
                     naive_rate = naive(args.naive_sample, api, base)
+            events_line = wait_for_events(server)
         finally:
             stop_prefect(server, pg_dir)
             drops += log.read_text(errors="replace").lower().count("queue is full")
@@ -348,12 +349,14 @@ def main() -> None:
               f"Prefect server {r['rss_server']:.0f} MB; sandbox (not aftercart) {r['rss_sandbox']:.0f} MB")
         print("CPU seconds          " + ", ".join(f"{k} {v:.0f}" for k, v in r["cpu"].items())
               + f" = {sum(r['cpu'].values()):.0f} over {r['drain_seconds']:.0f} s on {os.cpu_count()} cores"
-              + (" (PostgreSQL's own not counted)" if args.prefect_postgres else ""))
+              + (" (PostgreSQL's own not counted)" if args.prefect_postgres or args.prefect_redis else ""))
         lower = min(limit, r["orders"] / r["bound"]) if r["bound"] else limit
         print(f"burst / min(pure-decision limit, API bound) = {r['orders_per_s'] / lower:.3f}")
         print(f"ours / naive         {r['orders_per_s'] / naive_rate:.1f}x "
               f"(naive: {naive_rate:.2f} orders/s" + (" on the first plan's sample)" if args.naive_rate else
                                                         f" on {args.naive_sample} orders)"), flush=True)
+        if events_line:
+            print(events_line, flush=True)
     print(f"\nPrefect server 'queue is full' warnings: {drops}")
 
 
