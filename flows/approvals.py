@@ -124,32 +124,36 @@ def await_approval(req: ApprovalRequest, timeout_seconds: int | None = None) -> 
     policy = rt.policy
     if req.kind not in policy.approvals.kinds:
         raise ValueError(f"unknown approval kind {req.kind!r}; the policy knows {sorted(policy.approvals.kinds)}")
-    now = clock.now()
     aid = approval_id_of(req)
-    row = open_approval(rt.database_url, Approval(
-        id=aid, kind=req.kind, order_id=req.order_id, order_name=req.order_name, role=req.role, asked=req.asked,
-        rule=req.rule, allowed_decisions=list(policy.approvals.kinds[req.kind].choices), requested_at=now,
-        deadline=deadline_for(policy, req.role, now), policy_version=policy.version, policy_hash=policy.content_hash,
-        context=req.context, address_verdict=req.address_verdict))
     run_id = str(flow_run.id)
     ui = rt.settings.prefect_ui_url()
-    link = f"{ui}/runs/flow-run/{run_id}"
-    for approver in policy.approvals.roles[row.role].approvers:
-        effects.send_mail(
-            rt.database_url, req.order_id, approver, f"[aftercart] {req.order_name}: {req.kind.replace('_', ' ')} "
-            f"needs a {row.role} decision", f"{req.asked}\n\nDecide by {row.deadline:%Y-%m-%d %H:%M} UTC: {link}\n"
-            f"or: aftercart approvals approve {aid} --as {approver}", None,
-            {"X-Aftercart-Approval": aid, "X-Aftercart-Order": req.order_name},
-            effect_key=f"approval:{aid}:notify:{row.role}:{row.escalations}:{approver}")
+    row = read_approval(rt.database_url, aid)
+    if row is None or row.flow_run_id != run_id:  # not asked by this run yet: open the request, tell the role
+        now = clock.now()
+        row = open_approval(rt.database_url, Approval(
+            id=aid, kind=req.kind, order_id=req.order_id, order_name=req.order_name, role=req.role, asked=req.asked,
+            rule=req.rule, allowed_decisions=list(policy.approvals.kinds[req.kind].choices), requested_at=now,
+            deadline=deadline_for(policy, req.role, now), policy_version=policy.version,
+            policy_hash=policy.content_hash, context=req.context, address_verdict=req.address_verdict))
+        link = f"{ui}/runs/flow-run/{run_id}"
+        for approver in policy.approvals.roles[row.role].approvers:
+            effects.send_mail(
+                rt.database_url, req.order_id, approver, f"[aftercart] {req.order_name}: "
+                f"{req.kind.replace('_', ' ')} needs a {row.role} decision", f"{req.asked}\n\nDecide by "
+                f"{row.deadline:%Y-%m-%d %H:%M} UTC: {link}\nor: aftercart approvals approve {aid} --as {approver}",
+                None, {"X-Aftercart-Approval": aid, "X-Aftercart-Order": req.order_name},
+                effect_key=f"approval:{aid}:notify:{row.role}:{row.escalations}:{approver}")
+    # else this run asked before and was resumed (a suspended run re-runs from the top): the request
+    # and its notices exist (the sweep mails an escalated role itself), so it goes straight to the answer
     # the longest a request can wait: every role's window, escalating to the top, plus a day
     timeout = timeout_seconds or int(sum(r.decide_within_hours for r in policy.approvals.roles.values()) * 3600
                                      + 86400)
     while True:
-        row = read_approval(rt.database_url, aid)
         if row.status != "pending":
             log.info("approval %s already decided: %s by %s", aid, row.decision, row.decided_by)
             return _outcome(row)
-        note_waiting_run(rt.database_url, aid, run_id)
+        if row.flow_run_id != run_id:
+            note_waiting_run(rt.database_url, aid, run_id)
         form = form_for(policy, req.kind).with_initial_data(description=describe(
             req, row, policy, ui, rt.settings.shopify_admin_url or rt.settings.sandbox_url()))
         key = re.sub(r"[^a-z0-9-]+", "-", f"{aid}-{row.refusals}".lower())  # Prefect's key alphabet
@@ -169,11 +173,25 @@ def await_approval(req: ApprovalRequest, timeout_seconds: int | None = None) -> 
         if not check.ok:
             refuse(rt.database_url, aid, answer.approver, answer.decision, list(check.reasons))
             log.warning("decision refused for %s: %s", aid, "; ".join(check.reasons))
+            row = read_approval(rt.database_url, aid)  # its refusal count makes the next wait's key
             continue
         row = decide(rt.database_url, aid, answer.approver, answer.decision, answer.note or None, address,
                      policy.version, policy.content_hash)
         log.info("%s decided %s on %s", answer.approver, answer.decision, aid)
         return _outcome(row)
+
+
+def asked_by_this_run(kind: str, order_id: int, request_key: str) -> ApprovalRequest | None:
+    """The request this run put to an approver before it was suspended, as it was asked (None if it
+    has not asked yet): a resumed run goes from here to `await_approval` without asking again."""
+    from prefect.runtime import flow_run
+
+    row = read_approval(runtime().database_url, f"{kind}:{order_id}:{request_key}")
+    if row is None or row.flow_run_id != str(flow_run.id):
+        return None
+    return ApprovalRequest(kind=row.kind, order_id=row.order_id, order_name=row.order_name or str(order_id),
+                           role=row.role, asked=row.asked, rule=row.rule or "", request_key=request_key,
+                           context=row.context or {}, address_verdict=row.address_verdict)
 
 
 def record_effect(outcome: ApprovalOutcome, effect: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ from prefect import flow, get_run_logger
 from config import clock
 from domain.approvals import deadline_for
 from domain.cancellation import CancelFacts, check_refund_amount, decide_cancellation
-from flows.approvals import ApprovalRequest, await_approval, record_effect
+from flows.approvals import ApprovalRequest, asked_by_this_run, await_approval, record_effect
 from flows.order_actions import customer_language, tell_customer
 from flows.runtime import Runtime, runtime
 from tasks import effects
@@ -71,6 +71,32 @@ def deny_cancellation(rt: Runtime, order: dict[str, Any], key: str, why: str) ->
           shipped=order["stage"] in ("shipped", "in_transit", "out_for_delivery", "delivered", "failed_delivery"))
 
 
+def ask_ops(rt: Runtime, order: dict[str, Any], req: CancelRequest, d, key: str, channel: str,
+            reason: str) -> ApprovalRequest:
+    """Before the wait: tag the order, tell the customer the request is being looked at, ask the 3PL
+    to pull the order back where the rule says so; returns what the approver is asked (with the
+    3PL's answer)."""
+    oid = order["id"]
+    policy = rt.policy
+    effects.add_tags(rt.database_url, oid, ["ac:cancel:requested"], effect_key=f"{key}:tag:requested")
+    if policy.cancellation.acknowledge_when_waiting:
+        tell_customer(rt, order, "cancellation_received", key, why=_why(rt, order, "waiting"),
+                      deadline=deadline_for(policy, d.role, as_utc(req.requested_at)),
+                      timezone=policy.market_for(order.get("country_code")).timezone)
+    answer = None
+    if d.pull_back_from_3pl and warehouse_has(oid):
+        answer = pull_back(rt.database_url, oid, effect_key=f"{key}:3pl")
+    warehouse = ("not at the warehouse" if answer is None else
+                 f"3PL {'pulled it back' if answer.get('accepted') else 'could not pull it back'}"
+                 f" ({answer.get('pulled_back_from') or answer.get('reason') or answer.get('status')})")
+    return ApprovalRequest(
+        kind="cancellation", order_id=oid, order_name=order["name"], role=d.role, request_key=f"r{req.id}",
+        asked=f"Cancel {order['name']} and refund {order['captured']} {order['currency']}? ({warehouse})",
+        rule=f"cancellation.rules.{d.rule}",
+        context={"customer": order.get("email") or "-", "stage": order["stage"], "items": order["line_items"],
+                 "why": "; ".join(d.reasons), "warehouse": answer, "channel": channel, "reason": reason})
+
+
 def _run_name() -> str:
     from prefect.runtime import flow_run
 
@@ -110,55 +136,45 @@ def cancellation_review(order_id: int, channel: str, reason: str = "", amount: s
     # (a request decided by a run that crashed is taken over and finished here: the ledger skips what was done)
 
     key = f"order:{order_id}:cancel:{req.id}"
-    facts = CancelFacts(stage=order["stage"], risk=order["risk"], chargebacks=order["chargebacks"],
-                        customer_tags=tuple(order["customer_tags"]), order_tags=tuple(order["tags"]),
-                        digital_delivered=order["order_type"] == "digital" and order["fulfillment_status"] == "FULFILLED")
-    d = decide_cancellation(facts, policy)
-    req = decide_request(rt.database_url, req.id, Decision(
-        sop="cancellation", subject=f"order:{order_id}", outcome=d.outcome if d.outcome != "approval" else
-        f"approval:{d.role}", reasons=list(d.reasons), rule=d.rule, policy_version=policy.version,
-        policy_hash=policy.content_hash, inputs={"request": req.id, "channel": channel, "reason": reason,
-                                                 "matched": list(d.matched), "stage": order["stage"]}),
-        rule=d.rule, status="waiting" if d.outcome == "approval" else "open")
-    log.info("%s: %s (rule %s)", order["name"], d.outcome, d.rule)
+    asked = asked_by_this_run("cancellation", order_id, f"r{req.id}") if req.status == "waiting" else None
+    if asked is None:
+        facts = CancelFacts(stage=order["stage"], risk=order["risk"], chargebacks=order["chargebacks"],
+                            customer_tags=tuple(order["customer_tags"]), order_tags=tuple(order["tags"]),
+                            digital_delivered=order["order_type"] == "digital"
+                            and order["fulfillment_status"] == "FULFILLED")
+        d = decide_cancellation(facts, policy)
+        req = decide_request(rt.database_url, req.id, Decision(
+            sop="cancellation", subject=f"order:{order_id}", outcome=d.outcome if d.outcome != "approval" else
+            f"approval:{d.role}", reasons=list(d.reasons), rule=d.rule, policy_version=policy.version,
+            policy_hash=policy.content_hash, inputs={"request": req.id, "channel": channel, "reason": reason,
+                                                     "matched": list(d.matched), "stage": order["stage"]}),
+            rule=d.rule, status="waiting" if d.outcome == "approval" else "open")
+        log.info("%s: %s (rule %s)", order["name"], d.outcome, d.rule)
 
-    if d.outcome == "deny":
-        deny_cancellation(rt, order, key, d.rule)
-        update_request(rt.database_url, req.id, status="denied")
-        return {"outcome": "denied", "request": req.id, "rule": d.rule}
-    if d.outcome == "apply":
-        refunded = apply_cancellation(rt, order, req, key, pulled=False)
-        update_request(rt.database_url, req.id, status="applied", refunded=refunded)
-        return {"outcome": "applied", "request": req.id, "rule": d.rule, "refunded": refunded}
-
-    effects.add_tags(rt.database_url, order_id, ["ac:cancel:requested"], effect_key=f"{key}:tag:requested")
-    if policy.cancellation.acknowledge_when_waiting:
-        tell_customer(rt, order, "cancellation_received", key, why=_why(rt, order, "waiting"),
-              deadline=deadline_for(policy, d.role, as_utc(req.requested_at)),
-              timezone=policy.market_for(order.get("country_code")).timezone)
-    answer = None
-    if d.pull_back_from_3pl and warehouse_has(order_id):
-        answer = pull_back(rt.database_url, order_id, effect_key=f"{key}:3pl")
-    warehouse = ("not at the warehouse" if answer is None else
-                 f"3PL {'pulled it back' if answer.get('accepted') else 'could not pull it back'}"
-                 f" ({answer.get('pulled_back_from') or answer.get('reason') or answer.get('status')})")
-    out = await_approval(ApprovalRequest(
-        kind="cancellation", order_id=order_id, order_name=order["name"], role=d.role, request_key=f"r{req.id}",
-        asked=f"Cancel {order['name']} and refund {order['captured']} {order['currency']}? ({warehouse})",
-        rule=f"cancellation.rules.{d.rule}",
-        context={"customer": order.get("email") or "-", "stage": order["stage"], "items": order["line_items"],
-                 "why": "; ".join(d.reasons), "warehouse": answer, "channel": channel, "reason": reason}))
+        if d.outcome == "deny":
+            deny_cancellation(rt, order, key, d.rule)
+            update_request(rt.database_url, req.id, status="denied")
+            return {"outcome": "denied", "request": req.id, "rule": d.rule}
+        if d.outcome == "apply":
+            refunded = apply_cancellation(rt, order, req, key, pulled=False)
+            update_request(rt.database_url, req.id, status="applied", refunded=refunded)
+            return {"outcome": "applied", "request": req.id, "rule": d.rule, "refunded": refunded}
+        asked = ask_ops(rt, order, req, d, key, channel, reason)
+    # else: resumed after the wait (a suspended run re-runs from the top): decided, tagged, told and
+    # asked before the suspend, so straight to the approver's answer
+    out = await_approval(asked)
+    answer, rule = asked.context.get("warehouse"), req.rule
     effects.remove_tags(rt.database_url, order_id, ["ac:cancel:requested"], effect_key=f"{key}:untag:requested")
     if out.decision == "approve":
         refunded = apply_cancellation(rt, order, req, key, pulled=answer is not None)
         record_effect(out, {"cancelled": True, "refunded": refunded})
         update_request(rt.database_url, req.id, status="applied", refunded=refunded)
-        return {"outcome": "applied", "request": req.id, "rule": d.rule, "refunded": refunded,
+        return {"outcome": "applied", "request": req.id, "rule": rule, "refunded": refunded,
                 "approver": out.approver}
     deny_cancellation(rt, order, key, "rejected")
     record_effect(out, {"cancelled": False})
     update_request(rt.database_url, req.id, status="denied")
-    return {"outcome": "denied", "request": req.id, "rule": d.rule, "approver": out.approver}
+    return {"outcome": "denied", "request": req.id, "rule": rule, "approver": out.approver}
 
 
 def month_bounds(month: str):

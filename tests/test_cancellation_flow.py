@@ -387,3 +387,74 @@ def test_the_zombie_automation_leaves_runs_waiting_for_a_person_alone_and_is_bro
         [a] = c.read_automations_by_name(ZOMBIE_AUTOMATION)
     assert {"prefect.flow-run.Suspended", "prefect.flow-run.Paused"} <= set(a.trigger.expect)
     assert install_automations() == []
+
+
+def test_a_suspended_review_resumed_by_the_cli_goes_straight_to_the_answer(world):
+    """The deployment run (served in-process, as `aftercart serve` does) suspends; the approver's
+    decision resumes it and it re-runs from the top. The re-run does not decide, tag, tell, ask the
+    3PL or notify again: those tasks ran once, before the wait (one decision row, one of each
+    message), and the approval is applied once."""
+    import asyncio
+    from collections import Counter
+
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.deployments import run_deployment
+
+    from aftercart.runner import InProcessRunner
+    from tasks.approvals_io import submit_decision
+    from tasks.db.models import Decision
+    from tests.helpers import wait_for
+
+    s, url = world
+    sb = s.sandbox
+    oid = place(sb)
+    sb.threepl.receive({"order_id": oid, "lines": [{"sku": "MUG", "quantity": 1}], "address": {}, "flags": []})
+    sb.threepl.advance(oid, "picking")
+    _stage(url, sb, oid, "picking")
+    with get_client(sync_client=True) as c:  # runs other tests left scheduled stay with the old deployment
+        try:
+            c.delete_deployment(c.read_deployment_by_name("cancellation-review/cancellation-review").id)
+        except Exception:  # noqa: BLE001 - no earlier deployment
+            pass
+    r = InProcessRunner(limit=4, query_seconds=0.2, pause_on_shutdown=False,
+                        in_process={"cancellation-review": cancellation_review})
+    r.add_deployment(cancellation_review.to_deployment(name="cancellation-review"))
+    thread, started = start_in_thread(asyncio.run, r.start())
+    try:
+        wait_for(lambda: getattr(r, "started", False) or "error" in started, 30, "the runner to start")
+        run = run_deployment("cancellation-review/cancellation-review", timeout=0, parameters={
+            "order_id": oid, "channel": "email", "reason": "changed my mind", "order_name": sb.world.orders[oid].name})
+
+        def state():
+            with get_client(sync_client=True) as c:
+                return c.read_flow_run(run.id).state
+
+        wait_for(lambda: state().name == "Suspended", 90, "the review to wait for ops")
+        a = _pending_approval(url, oid)
+        assert a.flow_run_id == str(run.id)
+        submit_decision(url, POLICY, a.id, "ops@sandbox.test", "approve", "pulled back", None)
+        final = wait_for(lambda: (st := state()).is_final() and st, 90, "the resumed review to finish")
+        assert final.is_completed(), final
+
+        def tasks():
+            with get_client(sync_client=True) as c:
+                found = c.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+            return Counter(t.task_key.rsplit("-", 1)[0] for t in found)
+
+        ran = wait_for(lambda: (t := tasks())["update_request"] and t, 30, "the task runs to be recorded")
+    finally:
+        r.execute_in_background(r.astop).result(timeout=60)
+        thread.join(60)
+    # before the wait, once each; the re-run after the decision repeats none of them
+    assert {k: ran[k] for k in ("decide_request", "add_tags", "send_customer_message", "warehouse_has", "pull_back",
+                                "open_approval", "send_mail", "note_waiting_run")} == {
+        "decide_request": 1, "add_tags": 2, "send_customer_message": 2, "warehouse_has": 1, "pull_back": 1,
+        "open_approval": 1, "send_mail": len(POLICY.approvals.roles["ops"].approvers), "note_waiting_run": 1}
+    assert ran["load_order"] == 2 and ran["cancel_order"] == 1 and ran["decide"] == 1
+    with session(url) as db:
+        assert len(db.exec(select(Decision).where(Decision.sop == "cancellation",
+                                                  Decision.subject == f"order:{oid}")).all()) == 1
+    o = sb.world.orders[oid]
+    assert _wait_cancelled(sb, oid) and "ac:cancel:approved" in o.tags and "ac:cancel:requested" not in o.tags
+    assert _templates(sb, o.email) == ["cancellation_received", "cancellation_approved"]
+    assert sb.ops.applied.count(("cancel", oid)) == 1
