@@ -65,6 +65,23 @@ def count_runs(api: str) -> tuple[int, int]:
             httpx.post(f"{api}/task_runs/count", json={}, timeout=30).json())
 
 
+def task_runs_by_name(api: str, since) -> dict[str, int]:
+    """Task runs the Prefect server holds that started at or after `since` (a datetime), by task name."""
+    from collections import Counter
+
+    import httpx
+
+    names: Counter[str] = Counter()
+    offset = 0
+    while True:
+        page = httpx.post(f"{api}/task_runs/filter", timeout=60, json={
+            "task_runs": {"start_time": {"after_": since.isoformat()}}, "limit": 200, "offset": offset}).json()
+        names.update(t["task_key"].rsplit("-", 1)[0] for t in page)
+        if len(page) < 200:
+            return dict(names.most_common())
+        offset += 200
+
+
 def pct(values: list[float], q: float) -> float:
     v = sorted(values)
     return v[min(len(v) - 1, int(q * (len(v) - 1)))] if v else float("nan")

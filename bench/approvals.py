@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import (count_runs, cpu_seconds, pct, start_prefect, stop_prefect, stop_process, tree,  # noqa: E402
-                   wait_for_events)
+                   task_runs_by_name, wait_for_events)
 
 
 def rss_kib(pid: int) -> int:
@@ -227,7 +227,8 @@ def main() -> None:
             wait_for(lambda: count_states(api, ["Completed"]) >= args.waiting, 120, "the resumed runs to complete")
             cpu2 = cpu()
             resumed_tasks = count_runs(api)[1] - tasks_waiting
-            print(f"task runs after the decisions: {resumed_tasks} ({resumed_tasks / args.waiting:.1f} per resumed run)")
+            print(f"task runs after the decisions: {resumed_tasks} ({resumed_tasks / args.waiting:.1f} per resumed run): "
+                  + ", ".join(f"{k} {v}" for k, v in task_runs_by_name(api, start).items()))
             print(f"CPU seconds in the resume phase: Prefect server {cpu2['server'] - cpu1['server']:.0f}, "
                   f"runner {cpu2['runner'] - cpu1['runner']:.0f}")
             print(f"resumed runs Completed: {count_states(api, ['Completed'])}, Failed/Crashed: "
