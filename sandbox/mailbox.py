@@ -11,6 +11,7 @@ import email.policy
 import logging
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,17 +20,40 @@ from aiosmtpd.controller import Controller
 
 @dataclass
 class StoredMessage:
+    """A received message, kept raw as a mail relay queues it; parsed (once) when first looked at."""
     id: int
     received_at: str
     mail_from: str
     rcpt_to: list[str]
-    subject: str
-    headers: dict[str, str]
-    text: str
-    html: str | None
+    raw: bytes = field(repr=False)
+
+    @cached_property
+    def _parsed(self) -> tuple[str, dict[str, str], str, str | None]:
+        msg = email.message_from_bytes(self.raw, policy=email.policy.default)
+        text_part = msg.get_body(preferencelist=("plain",))
+        html_part = msg.get_body(preferencelist=("html",))
+        return (str(msg.get("Subject", "")), {k: str(v) for k, v in msg.items()},
+                text_part.get_content() if text_part else "", html_part.get_content() if html_part else None)
+
+    @property
+    def subject(self) -> str:
+        return self._parsed[0]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self._parsed[1]
+
+    @property
+    def text(self) -> str:
+        return self._parsed[2]
+
+    @property
+    def html(self) -> str | None:
+        return self._parsed[3]
 
     def as_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        return {"id": self.id, "received_at": self.received_at, "mail_from": self.mail_from, "rcpt_to": self.rcpt_to,
+                "subject": self.subject, "headers": self.headers, "text": self.text, "html": self.html}
 
 
 log = logging.getLogger("aftercart.sandbox.mailbox")
@@ -63,17 +87,12 @@ class Mailbox:
             threading.Event().wait(0.5 * (attempt + 1))
 
     async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler hook
-        msg = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
-        text_part = msg.get_body(preferencelist=("plain",))
-        html_part = msg.get_body(preferencelist=("html",))
+        # accepted as a relay accepts: stored raw, answered at once; parsed when someone looks at it
         with self._lock:
             self.messages.append(StoredMessage(
                 id=len(self.messages) + 1, received_at=datetime.now(timezone.utc).isoformat(),
-                mail_from=envelope.mail_from, rcpt_to=list(envelope.rcpt_tos), subject=str(msg.get("Subject", "")),
-                headers={k: str(v) for k, v in msg.items()},
-                text=text_part.get_content() if text_part else "",
-                html=html_part.get_content() if html_part else None,
-            ))
+                mail_from=envelope.mail_from, rcpt_to=list(envelope.rcpt_tos),
+                raw=envelope.original_content or envelope.content))
         if self.forward_url and self.forward_for and self.forward_for in envelope.rcpt_tos:
             raw = envelope.original_content or envelope.content
             threading.Thread(target=self._forward, args=(raw,), daemon=True, name="mail-forward").start()
