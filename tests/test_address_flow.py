@@ -222,14 +222,33 @@ def test_from_label_created_nothing_changes_automatically(world):
     assert o.shipping_address["address2"] == "Apt" and _effects(url, oid, "hold") == []
 
 
+def _new_orders(url, orders, id_prefix: str) -> None:
+    """orders/create deliveries waiting in the inbox for (order id, shipping address) pairs."""
+    import json
+
+    from domain.orders import order_facts
+    from tasks.db import store
+
+    for i, (oid, addr) in enumerate(orders):
+        payload = {"id": oid, "name": f"#{oid}", "updated_at": "2026-11-27T10:00:00Z", "shipping_address": addr,
+                   "shipping_lines": [{"code": "standard", "title": "Standard"}]}
+        store.upsert_order(url, "shop", order_facts(payload), payload)
+        store.add_delivery(url, shop="shop", webhook_id=f"{id_prefix}{i}", topic="orders/create", status="accepted",
+                           order_id=oid, body=json.dumps(payload))
+
+
+def _review_runs():
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    with get_client(sync_client=True) as c:
+        return c.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["address-review"])))
+
+
 def test_the_drain_starts_one_review_run_per_exception_and_never_two(aftercart_env):
     """Routine in bulk, exceptions one by one: valid orders get nothing, each exception one run
     named after the order; a duplicate delivery or the sweep's catch-up starts no second run."""
     import json
 
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
-
-    from domain.orders import order_facts
     from flows.approval_sweep import sweep_approval_deadlines
     from flows.intake_drain import drain_inbox
     from tasks.db import store
@@ -240,18 +259,10 @@ def test_the_drain_starts_one_review_run_per_exception_and_never_two(aftercart_e
     good = {"name": "Dana Wu", "address1": "405 Lexington Ave", "city": "New York", "province_code": "NY",
             "zip": "10174", "country_code": "US"}
     orders = {9101: good, 9102: {**good, "address2": "Suite"}, 9103: {**good, "zip": "99999"}}
-    for i, (oid, addr) in enumerate([*orders.items(), (9102, orders[9102])]):  # 9102 delivered twice
-        payload = {"id": oid, "name": f"#{oid}", "updated_at": "2026-11-27T10:00:00Z", "shipping_address": addr,
-                   "shipping_lines": [{"code": "standard", "title": "Standard"}]}
-        store.upsert_order(url, "shop", order_facts(payload), payload)
-        store.add_delivery(url, shop="shop", webhook_id=f"w{i}", topic="orders/create", status="accepted",
-                           order_id=oid, body=json.dumps(payload))
+    _new_orders(url, [*orders.items(), (9102, orders[9102])], "w")  # 9102 delivered twice
 
     def runs():
-        with get_client(sync_client=True) as c:
-            found = c.read_flow_runs(deployment_filter=DeploymentFilter(
-                name=DeploymentFilterName(any_=["address-review"])))
-        return sorted((r.name, r.parameters["order_id"]) for r in found)
+        return sorted((r.name, r.parameters["order_id"]) for r in _review_runs())
 
     assert drain_inbox()["addresses_judged"] == 3
     assert runs() == [("address-review #9102", 9102), ("address-review #9103", 9103)]
@@ -273,15 +284,10 @@ def test_review_runs_that_cannot_start_do_not_stop_the_drain_and_the_sweep_start
     """The drain starts a batch's review runs in the background while it goes on; when the
     address-review deployment is missing the drain still finishes (every decision recorded, the
     failure logged) and the deadline sweep starts the runs once it is back."""
-    import json
     import logging
 
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
-
-    from domain.orders import order_facts
     from flows.approval_sweep import sweep_approval_deadlines
     from flows.intake_drain import drain_inbox
-    from tasks.db import store
 
     url = aftercart_env
     migrate(url)
@@ -292,18 +298,10 @@ def test_review_runs_that_cannot_start_do_not_stop_the_drain_and_the_sweep_start
             pass
     bad = {"name": "Dana Wu", "address1": "405 Lexington Ave", "city": "New York", "province_code": "NY",
            "zip": "99999", "country_code": "US"}
-    for i, oid in enumerate((9201, 9202, 9203)):
-        payload = {"id": oid, "name": f"#{oid}", "updated_at": "2026-11-27T10:00:00Z", "shipping_address": bad,
-                   "shipping_lines": [{"code": "standard", "title": "Standard"}]}
-        store.upsert_order(url, "shop", order_facts(payload), payload)
-        store.add_delivery(url, shop="shop", webhook_id=f"m{i}", topic="orders/create", status="accepted",
-                           order_id=oid, body=json.dumps(payload))
+    _new_orders(url, [(oid, bad) for oid in (9201, 9202, 9203)], "m")
 
     def runs():
-        with get_client(sync_client=True) as c:
-            found = c.read_flow_runs(deployment_filter=DeploymentFilter(
-                name=DeploymentFilterName(any_=["address-review"])))
-        return sorted(r.parameters["order_id"] for r in found if r.parameters["order_id"] in (9201, 9202, 9203))
+        return sorted(r.parameters["order_id"] for r in _review_runs() if r.parameters["order_id"] in (9201, 9202, 9203))
 
     with caplog.at_level(logging.ERROR):
         assert drain_inbox(batch_size=2)["addresses_judged"] == 3  # two batches, two background starts

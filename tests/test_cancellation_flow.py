@@ -80,6 +80,15 @@ def _stage(url, sb, oid, stage):
         s.commit()
 
 
+def _at_the_warehouse(sb, url) -> int:
+    """A new order the 3PL is picking (in its system and in our store)."""
+    oid = place(sb)
+    sb.threepl.receive({"order_id": oid, "lines": [{"sku": "MUG", "quantity": 1}], "address": {}, "flags": []})
+    sb.threepl.advance(oid, "picking")
+    _stage(url, sb, oid, "picking")
+    return oid
+
+
 def _templates(sb, email):
     return [m.headers.get("X-Aftercart-Template") for m in sb.mailbox.find(to=email)]
 
@@ -118,10 +127,7 @@ def test_before_release_it_is_cancelled_refunded_and_restocked(world):
 def test_at_the_warehouse_the_3pl_pulls_it_back_first_and_ops_decide(world):
     s, url = world
     sb = s.sandbox
-    oid = place(sb)
-    sb.threepl.receive({"order_id": oid, "lines": [{"sku": "MUG", "quantity": 1}], "address": {}, "flags": []})
-    sb.threepl.advance(oid, "picking")
-    _stage(url, sb, oid, "picking")
+    oid = _at_the_warehouse(sb, url)
     thread, result = start_in_thread(cancellation_review, oid, "email", "changed my mind", order_name=sb.world.orders[oid].name)
     a = _pending_approval(url, oid)
     assert a.role == "ops" and "pulled it back" in a.asked and a.context["warehouse"]["pulled_back_from"] == "picking"
@@ -407,10 +413,7 @@ def test_a_suspended_review_resumed_by_the_cli_goes_straight_to_the_answer(world
 
     s, url = world
     sb = s.sandbox
-    oid = place(sb)
-    sb.threepl.receive({"order_id": oid, "lines": [{"sku": "MUG", "quantity": 1}], "address": {}, "flags": []})
-    sb.threepl.advance(oid, "picking")
-    _stage(url, sb, oid, "picking")
+    oid = _at_the_warehouse(sb, url)
     with get_client(sync_client=True) as c:  # runs other tests left scheduled stay with the old deployment
         try:
             c.delete_deployment(c.read_deployment_by_name("cancellation-review/cancellation-review").id)
