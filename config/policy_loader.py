@@ -93,12 +93,17 @@ def read_toml(path: Path) -> dict[str, Any]:
     return _parse(_read_text(path), str(path))
 
 
-@lru_cache(maxsize=16)
-def _validated(files: tuple[tuple[str, str], ...], source: str) -> Policy:
+def _merged(files: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """The (path, text) files parsed and merged in order."""
     data: dict[str, Any] = {}
     for path, text in files:
         data = merge(data, _parse(text, path))
-    return validate_policy(data, source)
+    return data
+
+
+@lru_cache(maxsize=16)
+def _validated(files: tuple[tuple[str, str], ...], source: str) -> Policy:
+    return validate_policy(_merged(files), source)
 
 
 def load_policy(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Policy:
@@ -118,7 +123,4 @@ def load_policy(path: str | Path | None = None, overrides: dict[str, Any] | None
         source = str(path)
     if not overrides:
         return _validated(tuple(files), source)
-    data: dict[str, Any] = {}
-    for p, text in files:
-        data = merge(data, _parse(text, p))
-    return validate_policy(merge(data, overrides), source)
+    return validate_policy(merge(_merged(tuple(files)), overrides), source)
