@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,16 +20,20 @@ def stop_process(proc: subprocess.Popen, grace: float = 20) -> None:
         proc.kill()
 
 
+def _stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat's fields after the command name (state, ppid, ...), or None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def tree(pid: int) -> list[int]:
     """pid and every descendant (Linux /proc)."""
     kids: dict[int, list[int]] = {}
     for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                kids.setdefault(ppid, []).append(int(p.name))
-            except (OSError, IndexError, ValueError):
-                pass
+        if p.name.isdigit() and (fields := _stat(int(p.name))):
+            kids.setdefault(int(fields[1]), []).append(int(p.name))
     out, todo = [], [pid]
     while todo:
         x = todo.pop()
@@ -49,11 +54,8 @@ def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time of these processes and of their children that ended (Linux /proc)."""
     total = 0
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if fields := _stat(pid):
             total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-        except (OSError, IndexError, ValueError):
-            pass
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -168,10 +170,9 @@ def event_backlog(server: subprocess.Popen) -> dict[str, int] | None:
 
 
 def wait_for_events(server: subprocess.Popen, timeout: float = 300) -> str:
-    """A line on the event backlog: the drops counted in the log, or with Redis how long its
-    consumers took to catch up (polled until every backlog is 0 or `timeout`)."""
-    import time
-
+    """With --prefect-redis, a line on the events stream: the backlog when the work finished and how
+    long its consumers took to clear it (polled until every backlog is 0 or `timeout`); "" for a
+    server with in-memory queues (the scripts count its drops in its log)."""
     if getattr(server, "redis_url", None) is None:
         return ""
     start = time.monotonic()
@@ -188,17 +189,13 @@ def wait_for_events(server: subprocess.Popen, timeout: float = 300) -> str:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
-    except (OSError, IndexError):
-        return False
+    fields = _stat(pid)
+    return bool(fields) and fields[0] != "Z"  # a zombie has ended
 
 
 def stop_prefect(server: subprocess.Popen, pg_dir: Path | None) -> None:
     helpers = [p for p in tree(server.pid) if p != server.pid]  # redis and the services with --prefect-redis
     stop_process(server)
-    import time
-
     for sig in (signal.SIGTERM, signal.SIGKILL):  # started with & by sh: SIGINT is ignored there
         for pid in helpers:
             try:

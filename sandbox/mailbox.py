@@ -88,13 +88,12 @@ class Mailbox:
 
     async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler hook
         # accepted as a relay accepts: stored raw, answered at once; parsed when someone looks at it
+        raw = envelope.original_content or envelope.content
         with self._lock:
             self.messages.append(StoredMessage(
                 id=len(self.messages) + 1, received_at=datetime.now(timezone.utc).isoformat(),
-                mail_from=envelope.mail_from, rcpt_to=list(envelope.rcpt_tos),
-                raw=envelope.original_content or envelope.content))
+                mail_from=envelope.mail_from, rcpt_to=list(envelope.rcpt_tos), raw=raw))
         if self.forward_url and self.forward_for and self.forward_for in envelope.rcpt_tos:
-            raw = envelope.original_content or envelope.content
             threading.Thread(target=self._forward, args=(raw,), daemon=True, name="mail-forward").start()
         return "250 Message accepted for delivery"
 
