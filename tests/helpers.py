@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
-from sandbox.serving import free_port, serve_app
+from sandbox.serving import free_port, reserve_port, serve_app
 
-__all__ = ["free_port", "serve_app", "wait_for", "start_in_thread"]
+__all__ = ["free_port", "reserve_port", "serve_app", "wait_for", "start_in_thread"]
 
 
 def wait_for(pred, timeout: float, what: str, interval: float = 0.3):

@@ -14,7 +14,7 @@ from sandbox.app import Sandbox, SandboxConfig, create_app as create_sandbox
 from tasks.db import store
 from tasks.db.engine import session
 from tasks.db.models import Approval, AuditLog, Decision, Order, WebhookDelivery
-from tests.helpers import free_port, serve_app
+from tests.helpers import free_port, reserve_port, serve_app
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 SECRET = "flow-test-secret"
@@ -23,12 +23,13 @@ SECRET = "flow-test-secret"
 @pytest.fixture
 def world(aftercart_env, monkeypatch):
     """Sandbox and intake on loopback, the sandbox's webhooks pointed at the intake."""
-    intake_port, smtp = free_port(), free_port()
+    intake = reserve_port()  # held until its server starts: the sandbox's webhooks name it first
+    intake_port, smtp = intake.getsockname()[1], free_port()
     sandbox = Sandbox(SandboxConfig(webhook_secret=SECRET, access_token="tok", retry_base=0.05, plan="plus",
                                     webhook_address=f"http://127.0.0.1:{intake_port}/webhooks/shopify", smtp_port=smtp))
     monkeypatch.setenv("AFTERCART_SMTP_PORT", str(smtp))
     with serve_app(create_sandbox(sandbox)) as sandbox_url, \
-            serve_app(create_intake(aftercart_env, SECRET, emit=None), port=intake_port):
+            serve_app(create_intake(aftercart_env, SECRET, emit=None), sock=intake):
         monkeypatch.setenv("AFTERCART_SHOPIFY_ADMIN_URL", f"{sandbox_url}/admin/api/2026-10/graphql.json")
         monkeypatch.setenv("AFTERCART_SHOPIFY_ACCESS_TOKEN", "tok")
         yield sandbox, aftercart_env

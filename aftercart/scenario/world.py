@@ -143,7 +143,7 @@ class World:
 
     def __enter__(self) -> "World":
         from sandbox.app import Sandbox, SandboxConfig, create_app as create_sandbox
-        from sandbox.serving import free_port, serve_app
+        from sandbox.serving import free_port, reserve_port, serve_app
         from tasks import launch
         from tasks.db.engine import migrate
 
@@ -151,7 +151,9 @@ class World:
         tmp = Path(s.enter_context(tempfile.TemporaryDirectory(prefix="aftercart-scenario-")))
         self.database_url = f"sqlite:///{tmp / 'aftercart.db'}"
         migrate(self.database_url)
-        intake_port, smtp = free_port(), free_port()
+        intake = reserve_port()  # held from here: the sandbox's webhooks name it before the intake starts
+        s.callback(intake.close)
+        intake_port, smtp = intake.getsockname()[1], free_port()
         self.intake_url = f"http://127.0.0.1:{intake_port}"
         self.clock = Clock(self.start)
         self.sandbox = Sandbox(SandboxConfig(
@@ -174,7 +176,7 @@ class World:
         from config.policy_loader import load_policy
 
         self.policy = load_policy(self.policy_file)
-        s.enter_context(serve_app(self._intake_app(), port=intake_port))
+        s.enter_context(serve_app(self._intake_app(), sock=intake))
         s.enter_context(aftercart_clock.use(self.clock.now))
         s.enter_context(launch.use(self.runs.launcher))
         return self
