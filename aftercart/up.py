@@ -19,6 +19,18 @@ from aftercart.deployments import ROOT, load_specs
 from config.settings import Settings
 
 
+# The Prefect server's event consumers, batched. By default the task run recorder writes each
+# task-run event to the database on its own (batch size 1) and the event persister 20 at a time;
+# under load their in-memory queues pass 10,000 and the server drops events ("queue is full").
+# Written in batches (flushed at least every second, so the UI stays current) they keep up.
+PREFECT_SERVER_TUNING = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "200",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "200",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "1",
+}
+
+
 @dataclass
 class Child:
     name: str
@@ -99,7 +111,7 @@ def up(settings: Settings, orders_per_minute: float, console: Console, timeout: 
         prefect_home.mkdir(exist_ok=True)
         api_url = f"http://{settings.host}:{settings.prefect_port}/api"
         ui_url = f"http://{settings.host}:{settings.prefect_port}"
-        env = dict(base_env, PREFECT_HOME=str(prefect_home), PREFECT_UI_API_URL=api_url,
+        env = dict(base_env, **PREFECT_SERVER_TUNING, PREFECT_HOME=str(prefect_home), PREFECT_UI_API_URL=api_url,
                    PREFECT_SERVER_API_HOST=settings.host, PREFECT_SERVER_API_PORT=str(settings.prefect_port))
         env.pop("PREFECT_API_URL", None)
         children.append(Child("prefect-server", [py, "-m", "prefect", "server", "start", "--host", settings.host,

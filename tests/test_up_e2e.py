@@ -45,6 +45,9 @@ def test_up_serves_every_deployment_and_sandbox_orders_produce_runs(tmp_path):
         automations = httpx.post(f"{api}/automations/filter", json={}, timeout=10).json()
         assert any("aftercart.inbox.pending" in a["trigger"]["expect"] for a in automations)
         assert any(a["name"] == "aftercart: crash zombie flow runs" for a in automations)  # zombie detection
+        services = httpx.get(f"{api}/admin/settings", timeout=10).json()["server"]["services"]
+        # event consumers batched (aftercart.up.PREFECT_SERVER_TUNING): under load they keep up, no drops
+        assert (services["task_run_recorder"]["batch_size"], services["event_persister"]["batch_size"]) == (200, 200)
 
         def processed():
             with sqlite3.connect(data / "aftercart.db") as c:
