@@ -329,20 +329,23 @@ def perform_effect(
     """
     with session(url) as s:
         row = s.exec(select(Effect).where(Effect.effect_key == effect_key)).first()
-        if row is None:
-            row = Effect(effect_key=effect_key, kind=kind, subject=subject, idempotency_key=effect_key, request=request)
+        first = row is None
+        if first:  # the first attempt is written with the row: one commit
+            row = Effect(effect_key=effect_key, kind=kind, subject=subject, idempotency_key=effect_key, request=request,
+                         attempts=1)
             s.add(row)
             try:
                 s.commit()
-            except IntegrityError:
+            except IntegrityError:  # written meanwhile by another run
                 s.rollback()
-                row = s.exec(select(Effect).where(Effect.effect_key == effect_key)).one()
-        if row.status == "confirmed":
-            return row.result or {}
-        row.attempts += 1
-        row.updated_at = utcnow()
-        s.add(row)
-        s.commit()
+                row, first = s.exec(select(Effect).where(Effect.effect_key == effect_key)).one(), False
+        if not first:
+            if row.status == "confirmed":
+                return row.result or {}
+            row.attempts += 1
+            row.updated_at = utcnow()
+            s.add(row)
+            s.commit()
         key = row.idempotency_key
     try:
         result = call(key)
