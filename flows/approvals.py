@@ -114,8 +114,10 @@ def _outcome(row: Approval) -> ApprovalOutcome:
                            by_policy=(row.decided_by or "").startswith("aftercart"))
 
 
-def await_approval(req: ApprovalRequest, timeout_seconds: int | None = None) -> ApprovalOutcome:
-    """Wait for a valid decision on `req`; returns it (or the policy's default after the deadlines)."""
+def await_approval(req: ApprovalRequest, timeout_seconds: int | None = None,
+                   known: Approval | None = None) -> ApprovalOutcome:
+    """Wait for a valid decision on `req`; returns it (or the policy's default after the deadlines).
+    `known`: the approval row as the caller just read it (`asked_by_this_run`), not read again."""
     from prefect.flow_runs import pause_flow_run, suspend_flow_run
     from prefect.runtime import flow_run
 
@@ -127,7 +129,7 @@ def await_approval(req: ApprovalRequest, timeout_seconds: int | None = None) -> 
     aid = approval_id_of(req)
     run_id = str(flow_run.id)
     ui = rt.settings.prefect_ui_url()
-    row = read_approval(rt.database_url, aid)
+    row = known if known is not None and known.id == aid else read_approval(rt.database_url, aid)
     if row is None or row.flow_run_id != run_id:  # not asked by this run yet: open the request, tell the role
         now = clock.now()
         row = open_approval(rt.database_url, Approval(
@@ -181,9 +183,10 @@ def await_approval(req: ApprovalRequest, timeout_seconds: int | None = None) -> 
         return _outcome(row)
 
 
-def asked_by_this_run(kind: str, order_id: int, request_key: str) -> ApprovalRequest | None:
-    """The request this run put to an approver before it was suspended, as it was asked (None if it
-    has not asked yet): a resumed run goes from here to `await_approval` without asking again."""
+def asked_by_this_run(kind: str, order_id: int, request_key: str) -> tuple[ApprovalRequest, Approval] | None:
+    """The request this run put to an approver before it was suspended, as it was asked, with its
+    row (None if it has not asked yet): a resumed run goes from here to `await_approval(request,
+    known=row)` without asking again."""
     from prefect.runtime import flow_run
 
     row = read_approval(runtime().database_url, f"{kind}:{order_id}:{request_key}")
@@ -191,9 +194,15 @@ def asked_by_this_run(kind: str, order_id: int, request_key: str) -> ApprovalReq
         return None
     return ApprovalRequest(kind=row.kind, order_id=row.order_id, order_name=row.order_name or str(order_id),
                            role=row.role, asked=row.asked, rule=row.rule or "", request_key=request_key,
-                           context=row.context or {}, address_verdict=row.address_verdict)
+                           context=row.context or {}, address_verdict=row.address_verdict), row
+
+
+def effect_of(outcome: ApprovalOutcome, effect: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """What a decision caused, as recorded: (approval id, the decision and its effect)."""
+    return outcome.approval_id, {"decision": outcome.decision, **effect}
 
 
 def record_effect(outcome: ApprovalOutcome, effect: dict[str, Any]) -> None:
-    """Record what a decision caused (the SOP flow calls this after acting on the decision)."""
-    note_effect(runtime().database_url, outcome.approval_id, {"decision": outcome.decision, **effect})
+    """Record what a decision caused (the SOP flow calls this after acting on the decision; a flow
+    that closes its own record in the same step passes `effect_of(...)` to that write instead)."""
+    note_effect(runtime().database_url, *effect_of(outcome, effect))

@@ -25,7 +25,7 @@ from prefect import flow, get_run_logger
 from config import clock
 from domain.approvals import deadline_for
 from domain.cancellation import CancelFacts, check_refund_amount, decide_cancellation
-from flows.approvals import ApprovalRequest, asked_by_this_run, await_approval, record_effect
+from flows.approvals import ApprovalRequest, asked_by_this_run, await_approval, effect_of
 from flows.order_actions import customer_language, tell_customer
 from flows.runtime import Runtime, runtime
 from tasks import effects
@@ -42,9 +42,10 @@ def _why(rt: Runtime, order: dict[str, Any], code: str) -> str:
     return texts.get(code, texts["rejected"])
 
 
-def apply_cancellation(rt: Runtime, order: dict[str, Any], req: CancelRequest, key: str, pulled: bool) -> str:
+def apply_cancellation(rt: Runtime, order: dict[str, Any], req: CancelRequest, key: str, pulled: bool,
+                       untag: list[str] | None = None) -> str:
     """Cancel, refund (all of it with the cancellation, or the partial amount by refundCreate), tell
-    the 3PL, tag, tell the customer. Returns the amount refunded."""
+    the 3PL, tag (taking `untag` off in the same request), tell the customer. Returns the amount refunded."""
     rules = rt.policy.cancellation.apply
     oid = order["id"]
     partial = req.amount is not None
@@ -59,14 +60,15 @@ def apply_cancellation(rt: Runtime, order: dict[str, Any], req: CancelRequest, k
         refunded = order["captured"]
     if not pulled and warehouse_has(oid):
         pull_back(rt.database_url, oid, effect_key=f"{key}:3pl")
-    effects.add_tags(rt.database_url, oid, ["ac:cancel:approved"], effect_key=f"{key}:tag:approved")
+    effects.add_tags(rt.database_url, oid, ["ac:cancel:approved"], effect_key=f"{key}:tag:approved", remove=untag)
     tell_customer(rt, order, "cancellation_approved", key,
           refund=refunded if Decimal(refunded) > 0 else None, currency=order["currency"])
     return refunded
 
 
-def deny_cancellation(rt: Runtime, order: dict[str, Any], key: str, why: str) -> None:
-    effects.add_tags(rt.database_url, order["id"], ["ac:cancel:denied"], effect_key=f"{key}:tag:denied")
+def deny_cancellation(rt: Runtime, order: dict[str, Any], key: str, why: str, untag: list[str] | None = None) -> None:
+    effects.add_tags(rt.database_url, order["id"], ["ac:cancel:denied"], effect_key=f"{key}:tag:denied",
+                     remove=untag)
     tell_customer(rt, order, "cancellation_denied", key, why=_why(rt, order, why),
           shipped=order["stage"] in ("shipped", "in_transit", "out_for_delivery", "delivered", "failed_delivery"))
 
@@ -136,8 +138,8 @@ def cancellation_review(order_id: int, channel: str, reason: str = "", amount: s
     # (a request decided by a run that crashed is taken over and finished here: the ledger skips what was done)
 
     key = f"order:{order_id}:cancel:{req.id}"
-    asked = asked_by_this_run("cancellation", order_id, f"r{req.id}") if req.status == "waiting" else None
-    if asked is None:
+    resumed = asked_by_this_run("cancellation", order_id, f"r{req.id}") if req.status == "waiting" else None
+    if resumed is None:
         facts = CancelFacts(stage=order["stage"], risk=order["risk"], chargebacks=order["chargebacks"],
                             customer_tags=tuple(order["customer_tags"]), order_tags=tuple(order["tags"]),
                             digital_delivered=order["order_type"] == "digital"
@@ -159,21 +161,19 @@ def cancellation_review(order_id: int, channel: str, reason: str = "", amount: s
             refunded = apply_cancellation(rt, order, req, key, pulled=False)
             update_request(rt.database_url, req.id, status="applied", refunded=refunded)
             return {"outcome": "applied", "request": req.id, "rule": d.rule, "refunded": refunded}
-        asked = ask_ops(rt, order, req, d, key, channel, reason)
-    # else: resumed after the wait (a suspended run re-runs from the top): decided, tagged, told and
-    # asked before the suspend, so straight to the approver's answer
-    out = await_approval(asked)
-    answer, rule = asked.context.get("warehouse"), req.rule
-    effects.remove_tags(rt.database_url, order_id, ["ac:cancel:requested"], effect_key=f"{key}:untag:requested")
+        asked, row = ask_ops(rt, order, req, d, key, channel, reason), None
+    else:  # resumed after the wait (a suspended run re-runs from the top): decided, tagged, told and
+        asked, row = resumed  # asked before the suspend, so straight to the approver's answer
+    out = await_approval(asked, known=row)
+    answer, rule, waiting_tag = asked.context.get("warehouse"), req.rule, ["ac:cancel:requested"]
     if out.decision == "approve":
-        refunded = apply_cancellation(rt, order, req, key, pulled=answer is not None)
-        record_effect(out, {"cancelled": True, "refunded": refunded})
-        update_request(rt.database_url, req.id, status="applied", refunded=refunded)
+        refunded = apply_cancellation(rt, order, req, key, pulled=answer is not None, untag=waiting_tag)
+        update_request(rt.database_url, req.id, effect_of(out, {"cancelled": True, "refunded": refunded}),
+                       status="applied", refunded=refunded)
         return {"outcome": "applied", "request": req.id, "rule": rule, "refunded": refunded,
                 "approver": out.approver}
-    deny_cancellation(rt, order, key, "rejected")
-    record_effect(out, {"cancelled": False})
-    update_request(rt.database_url, req.id, status="denied")
+    deny_cancellation(rt, order, key, "rejected", untag=waiting_tag)
+    update_request(rt.database_url, req.id, effect_of(out, {"cancelled": False}), status="denied")
     return {"outcome": "denied", "request": req.id, "rule": rule, "approver": out.approver}
 
 

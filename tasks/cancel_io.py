@@ -60,8 +60,9 @@ def decide_request(database_url: str, request_id: int, decision: Decision, **fie
 
 
 @task(**_RETRY)
-def update_request(database_url: str, request_id: int, **fields: Any) -> CancelRequest:
-    return cancel_store.update_request(database_url, request_id, **fields)
+def update_request(database_url: str, request_id: int, approval_effect: tuple[str, dict[str, Any]] | None = None,
+                   **fields: Any) -> CancelRequest:
+    return cancel_store.update_request(database_url, request_id, approval_effect, **fields)
 
 
 @task(**_RETRY)

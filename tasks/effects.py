@@ -70,12 +70,18 @@ def release_hold(database_url: str, order_id: int, fulfillment_order_id: str, ho
 
 
 @task(**_RETRY)
-def add_tags(database_url: str, order_id: int, tags: list[str], effect_key: str) -> dict[str, Any]:
+def add_tags(database_url: str, order_id: int, tags: list[str], effect_key: str,
+             remove: list[str] | None = None) -> dict[str, Any]:
+    """Add `tags`; with `remove`, take those off first in the same request (one aliased mutation)."""
     def act(shopify: ShopifyClient, _key: str) -> dict[str, Any]:
+        if remove:
+            shopify.swap_tags(order_id, remove, tags)
+            return {"tags": tags, "removed": remove}
         shopify.add_tags(order_id, tags)
         return {"tags": tags}
 
-    return _shopify_effect(database_url, effect_key, "tag", order_id, {"add": tags}, act)
+    return _shopify_effect(database_url, effect_key, "tag", order_id,
+                           {"add": tags, "remove": remove} if remove else {"add": tags}, act)
 
 
 @task(**_RETRY)

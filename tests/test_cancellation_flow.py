@@ -16,7 +16,7 @@ from flows.cancellation_review import cancellation_review
 from tasks.approvals_io import resume_waiting_run
 from tasks.db import cancel_store
 from tasks.db.engine import session
-from tasks.db.models import Approval, CancelRequest, Effect, Order
+from tasks.db.models import Approval, AuditLog, CancelRequest, Effect, Order
 from tests.helpers import start_in_thread
 from tests.sandbox_fixtures import place
 
@@ -454,9 +454,15 @@ def test_a_suspended_review_resumed_by_the_cli_goes_straight_to_the_answer(world
         "decide_request": 1, "add_tags": 2, "send_customer_message": 2, "warehouse_has": 1, "pull_back": 1,
         "open_approval": 1, "send_mail": len(POLICY.approvals.roles["ops"].approvers), "note_waiting_run": 1}
     assert ran["load_order"] == 2 and ran["cancel_order"] == 1 and ran["decide"] == 1
+    # after the answer: the approval row read once on each side of the wait, the tags swapped in one
+    # request, and the decision's effect written with the request's closing
+    assert ran["read_approval"] == 3 and "remove_tags" not in ran and "note_effect" not in ran
     with session(url) as db:
         assert len(db.exec(select(Decision).where(Decision.sop == "cancellation",
                                                   Decision.subject == f"order:{oid}")).all()) == 1
+        effect = db.exec(select(AuditLog).where(AuditLog.action == "approval.effect",
+                                                AuditLog.subject == f"approval:{a.id}")).one()
+    assert effect.detail["decision"] == "approve" and effect.detail["cancelled"] is True
     o = sb.world.orders[oid]
     assert _wait_cancelled(sb, oid) and "ac:cancel:approved" in o.tags and "ac:cancel:requested" not in o.tags
     assert _templates(sb, o.email) == ["cancellation_received", "cancellation_approved"]

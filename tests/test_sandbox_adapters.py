@@ -81,6 +81,19 @@ def test_tags_add_and_remove(s):
         s.shopify.add_tags(99999, ["x"])
 
 
+def test_tags_swap_in_one_request_takes_off_then_puts_on(s):
+    oid = place(s.sandbox)
+    s.shopify.add_tags(oid, ["ac:cancel:requested", "vip"])
+    calls, points = s.shopify.stats.calls, s.shopify.stats.cost_points
+    s.shopify.swap_tags(oid, ["ac:cancel:requested"], ["ac:cancel:approved"])
+    assert s.shopify.order(oid)["tags"] == ["ac:cancel:approved", "vip"]
+    assert s.shopify.stats.calls - calls == 2  # the swap and the read
+    assert s.shopify.stats.cost_points - points >= 20  # two mutations are charged as two
+    with pytest.raises(UserError) as e:
+        s.shopify.swap_tags(99999, ["x"], ["y"])
+    assert e.value.mutation == "removed"
+
+
 def test_order_update_contact_and_address(s):
     oid = place(s.sandbox)
     o = s.shopify.update_order(oid, email="new@example.com", shippingAddress={"address2": "Apt 4B"})

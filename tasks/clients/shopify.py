@@ -224,6 +224,14 @@ class ShopifyClient(SopReads):
     def remove_tags(self, order_id: int, tags: list[str]) -> None:
         self.mutate("TagsRemove", {"id": order_gid(order_id), "tags": tags}, "tagsRemove")
 
+    def swap_tags(self, order_id: int, remove: list[str], add: list[str]) -> None:
+        """tagsRemove then tagsAdd in one request (two aliased mutations: `removed`, `added`)."""
+        data = self.execute("TagsSwap", {"id": order_gid(order_id), "remove": remove, "add": add}, expected_cost=20)
+        for alias in ("removed", "added"):
+            errs = (data.get(alias) or {}).get("userErrors") or []
+            if errs:
+                raise UserError(alias, errs)
+
     def update_order(self, order_id: int, **fields: Any) -> dict[str, Any]:
         """orderUpdate: email, phone, note, shippingAddress (MailingAddressInput field names)."""
         return self.mutate("OrderUpdate", {"input": {"id": order_gid(order_id), **fields}}, "orderUpdate")["order"]

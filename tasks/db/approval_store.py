@@ -126,8 +126,12 @@ def decide_approval(url: str, approval_id: str, approver: str, decision: str, no
         return a
 
 
+def effect_audit(approval_id: str, effect: dict[str, Any]) -> AuditLog:
+    return AuditLog(actor="aftercart", action="approval.effect", subject=f"approval:{approval_id}", detail=effect)
+
+
 def record_effect_of_decision(url: str, approval_id: str, effect: dict[str, Any]) -> None:
     """Every decision is recorded with the effect it caused."""
     with session(url) as s:
-        s.add(AuditLog(actor="aftercart", action="approval.effect", subject=f"approval:{approval_id}", detail=effect))
+        s.add(effect_audit(approval_id, effect))
         s.commit()

@@ -8,6 +8,7 @@ from typing import Any, Callable
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
+from tasks.db.approval_store import effect_audit
 from tasks.db.engine import session
 from tasks.db.models import AuditLog, CancelRequest, utcnow
 from tasks.db.store import as_utc
@@ -73,9 +74,13 @@ def record_refused(url: str, request: CancelRequest, error: str) -> CancelReques
         return row
 
 
-def update_request(url: str, request_id: int, **fields: Any) -> CancelRequest:
-    """Set fields; a final status (applied, denied, refused) closes the request."""
+def update_request(url: str, request_id: int, approval_effect: tuple[str, dict[str, Any]] | None = None,
+                   **fields: Any) -> CancelRequest:
+    """Set fields; a final status (applied, denied, refused) closes the request. `approval_effect`
+    (an approval's id and what its decision caused) is recorded in the same write."""
     with session(url) as s:
+        if approval_effect:
+            s.add(effect_audit(*approval_effect))
         row = s.get(CancelRequest, request_id)
         for k, v in fields.items():
             setattr(row, k, v)
