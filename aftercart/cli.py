@@ -130,5 +130,38 @@ def status() -> None:
     raise typer.Exit(run_status(load_settings(), _out()))
 
 
+def benchmarks() -> dict[str, str]:
+    """The scripts under bench/ (a docstring that starts with "Benchmark:"), by name, with that line."""
+    from aftercart.deployments import ROOT
+
+    found = {}
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        first = path.read_text().lstrip('"\n').split("\n", 1)[0]
+        if first.startswith("Benchmark:"):
+            found[path.stem] = first.removeprefix("Benchmark:").strip()
+    return found
+
+
+@app.command("bench", add_help_option=False,
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(ctx: typer.Context, name: Optional[str] = typer.Argument(None, help="the benchmark; none to list them")) -> None:
+    """Run a benchmark (`python bench/<name>.py`, its options after the name); without one, list them."""
+    import subprocess
+    import sys
+
+    from aftercart.deployments import ROOT
+
+    found = benchmarks()
+    if name in (None, "--help", "-h"):
+        for n, what in found.items():
+            _out().print(f"[bold]{n}[/]: {what}", highlight=False)
+        _out().print("run one with: aftercart bench <name> \\[its options]; aftercart bench <name> --help lists them")
+        return
+    if name not in found:
+        _out().print(f"[red]no benchmark {name!r}[/]; there are: {', '.join(found)}")
+        raise typer.Exit(2)
+    raise typer.Exit(subprocess.call([sys.executable, str(ROOT / "bench" / f"{name}.py"), *ctx.args]))
+
+
 def main() -> None:  # pragma: no cover
     app()
