@@ -13,7 +13,7 @@ from prefect import flow
 
 from tests.helpers import start_in_thread, wait_for
 
-SEEN: dict[str, list] = {"where": [], "ticks": [], "decided": [], "pids": []}
+SEEN: dict[str, list] = {"where": [], "ticks": [], "decided": [], "pids": [], "clients": []}
 
 
 @flow(name="runner-test-approval")
@@ -37,6 +37,16 @@ def endless() -> None:
         time.sleep(0.05)
 
 
+@flow(name="runner-test-client")
+def notes_its_client() -> None:
+    from prefect import get_client
+
+    from aftercart.runner import _thread_clients
+
+    SEEN["clients"].append((threading.get_ident(), id(get_client(sync_client=True)),
+                            get_client(sync_client=True) is _thread_clients.ctx.client))
+
+
 @flow(name="runner-test-batch")
 def in_its_own_process(path: str) -> None:
     with open(path, "w") as f:
@@ -51,7 +61,7 @@ def _state(run_id):
 
 
 DEPLOYMENTS = [(waits_for_a_person, "approval"), (broken, "broken"), (endless, "endless"),
-               (in_its_own_process, "batch")]
+               (in_its_own_process, "batch"), (notes_its_client, "client")]
 
 
 @contextlib.contextmanager
@@ -62,7 +72,7 @@ def serving():
     from aftercart.runner import InProcessRunner
 
     r = InProcessRunner(limit=4, query_seconds=0.2, pause_on_shutdown=False, in_process={
-        "approval": waits_for_a_person, "broken": broken, "endless": endless})
+        "approval": waits_for_a_person, "broken": broken, "endless": endless, "client": notes_its_client})
     for f, name in DEPLOYMENTS:
         r.add_deployment(f.to_deployment(name=name))
     thread, result = start_in_thread(asyncio.run, r.start())
@@ -119,6 +129,34 @@ def test_an_in_process_run_can_be_cancelled_and_the_runner_keeps_serving(runner)
     assert len(SEEN["ticks"]) == stopped_at  # the thread stopped, not only the state
     again = run_deployment("runner-test-broken/broken", timeout=0).id  # and the runner still serves
     assert wait_for(lambda: _state(again) if _state(again).is_final() else None, 60, "another run").name == "Failed"
+
+
+def test_in_process_runs_use_their_threads_client_kept_from_run_to_run(runner):
+    """The engine's client in an in-process run is its worker thread's, opened once: not two new
+    clients per run."""
+    from prefect.deployments import run_deployment
+
+    from aftercart.runner import _thread_client
+
+    SEEN["clients"].clear()
+    for _ in range(3):
+        run = run_deployment("runner-test-client/client", timeout=0).id
+        assert wait_for(lambda: _state(run) if _state(run).is_final() else None, 60, "the run").name == "Completed"
+    assert [used for _, _, used in SEEN["clients"]] == [True] * 3
+    by_thread = {}
+    for thread, client, _ in SEEN["clients"]:
+        assert by_thread.setdefault(thread, client) == client  # one client per thread, whatever the run
+    got = {}
+
+    def twice(name):
+        got[name] = (_thread_client(), _thread_client())
+
+    threads = [threading.Thread(target=twice, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert got["a"][0] is got["a"][1] and got["b"][0] is got["b"][1] and got["a"][0] is not got["b"][0]
 
 
 def test_other_deployments_keep_a_process_of_their_own(runner, tmp_path):
