@@ -12,7 +12,7 @@ from tasks.clients.threepl import ThreePLError
 from tasks.db import cancel_store, store
 from tasks.db.models import CancelRequest, Decision
 from tasks.effects import _RETRY, _subject
-from tasks.db.store import perform_effect
+from tasks.db.ledger import perform_effect
 
 
 @task(**_RETRY)

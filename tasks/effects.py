@@ -15,7 +15,7 @@ from config.settings import load_settings
 from domain.vocab import HOLD_SIGNALS
 from tasks.clients.factory import mailer, shopify_client, threepl_client
 from tasks.clients.shopify import ShopifyClient
-from tasks.db.store import perform_effect
+from tasks.db.ledger import perform_effect
 
 def _transient(task, task_run, state) -> bool:
     """Retry what may pass next time; a Shopify userError (the request itself is wrong) fails at once."""
@@ -150,7 +150,7 @@ def send_customer_message(database_url: str, order_id: int, to: str, template: s
                           context: dict[str, Any], effect_key: str) -> dict[str, Any]:
     """Render `template` in `language` and mail it once per effect key; recorded in `messages`."""
     from config.messages import render
-    from tasks.db.store import record_message
+    from tasks.db.ledger import record_message
 
     msg = render(template, language, context)
     headers = {"X-Aftercart-Template": template, "X-Aftercart-Order": str(context.get("order_name", order_id)),

@@ -12,7 +12,8 @@ from config.settings import load_settings
 from tasks.clients.factory import helpdesk_client, shopify_client, threepl_client
 from tasks.clients.threepl import ThreePLError
 from tasks.db import fulfillment_store
-from tasks.db.store import get_cursor, perform_effect, set_cursor
+from tasks.db.ledger import perform_effect
+from tasks.db.store import get_cursor, set_cursor
 
 
 @task(retries=3, retry_delay_seconds=2)

@@ -19,7 +19,7 @@ from config.settings import load_settings
 from tasks.clients.factory import mailer
 from tasks.db.engine import session
 from tasks.db.models import Effect, utcnow
-from tasks.db.store import confirm_messages, count_attempts, mark_effects_failed
+from tasks.db.ledger import confirm_messages, count_attempts, mark_effects_failed
 
 
 def _ledger(database_url: str, messages: list[dict[str, Any]]) -> set[str]:

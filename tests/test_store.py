@@ -10,7 +10,7 @@ from sqlalchemy import inspect, text
 from sqlmodel import select
 
 from domain.orders import OrderFacts
-from tasks.db import store
+from tasks.db import ledger, store
 from tasks.db.engine import get_engine, migrate, session
 from tasks.db.models import AuditLog, Effect, Order
 
@@ -53,7 +53,7 @@ def test_effect_runs_once_and_returns_the_stored_result(db_url):
         return {"refund": "gid://shopify/Refund/1"}
 
     for _ in range(3):
-        out = store.perform_effect(db_url, "refund:order:1:req:9", "refund", "order:1", {"amount": "10.00"}, call)
+        out = ledger.perform_effect(db_url, "refund:order:1:req:9", "refund", "order:1", {"amount": "10.00"}, call)
         assert out == {"refund": "gid://shopify/Refund/1"}
     assert calls == ["refund:order:1:req:9"]
     with session(db_url) as s:
@@ -71,11 +71,11 @@ def test_failed_effect_is_retried_with_the_same_idempotency_key(db_url):
         return {"ok": True}
 
     with pytest.raises(TimeoutError):
-        store.perform_effect(db_url, "hold:order:2:address", "hold", "order:2", {}, flaky)
+        ledger.perform_effect(db_url, "hold:order:2:address", "hold", "order:2", {}, flaky)
     with session(db_url) as s:
         row = s.exec(select(Effect)).one()
         assert row.status == "failed" and "reply lost" in row.last_error
-    assert store.perform_effect(db_url, "hold:order:2:address", "hold", "order:2", {}, flaky) == {"ok": True}
+    assert ledger.perform_effect(db_url, "hold:order:2:address", "hold", "order:2", {}, flaky) == {"ok": True}
     assert keys[0] == keys[1]
     with session(db_url) as s:
         row = s.exec(select(Effect)).one()
@@ -214,12 +214,12 @@ def test_messages_are_confirmed_and_recorded_in_one_write_each_once(db_url):
         for k in keys:
             s.add(Effect(effect_key=k, kind="message", subject="order:1", idempotency_key=k, request={}))
         s.commit()
-    store.count_attempts(db_url, keys)
+    ledger.count_attempts(db_url, keys)
     sent = [{"effect_key": k, "order_id": i, "template": "order_confirmation", "language": "en",
              "to": f"c{i}@example.com", "subject": "Thanks", "message_id": f"<{i}@shop>"} for i, k in enumerate(keys[:2])]
-    store.confirm_messages(db_url, sent)
-    store.confirm_messages(db_url, sent[:1])  # a re-run confirming again
-    store.mark_effects_failed(db_url, [(keys[0], RuntimeError("late")), (keys[2], OSError("connection lost"))])
+    ledger.confirm_messages(db_url, sent)
+    ledger.confirm_messages(db_url, sent[:1])  # a re-run confirming again
+    ledger.mark_effects_failed(db_url, [(keys[0], RuntimeError("late")), (keys[2], OSError("connection lost"))])
     with session(db_url) as s:
         rows = {e.effect_key: e for e in s.exec(select(Effect)).all()}
         messages = s.exec(select(Message).order_by(Message.order_id)).all()
@@ -227,6 +227,6 @@ def test_messages_are_confirmed_and_recorded_in_one_write_each_once(db_url):
     assert rows[keys[1]].result == {"message_id": "<1@shop>"} and rows[keys[2]].last_error == "OSError: connection lost"
     assert [(m.order_id, m.message_id, m.to_address) for m in messages] == [(0, "<0@shop>", "c0@example.com"),
                                                                           (1, "<1@shop>", "c1@example.com")]
-    store.count_attempts(db_url, keys)  # a confirmed effect is not attempted again
+    ledger.count_attempts(db_url, keys)  # a confirmed effect is not attempted again
     with session(db_url) as s:
         assert [s.exec(select(Effect.attempts).where(Effect.effect_key == k)).one() for k in keys] == [1, 1, 2]
