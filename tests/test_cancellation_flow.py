@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -16,9 +15,10 @@ from flows.cancellation_review import cancellation_review
 from tasks.approvals_io import resume_waiting_run
 from tasks.db import cancel_store
 from tasks.db.engine import session
-from tasks.db.models import Approval, AuditLog, CancelRequest, Effect, Order
+from tasks.db.models import CancelRequest, Effect, Order
 from tests.helpers import start_in_thread
-from tests.sandbox_fixtures import place
+from tests.sandbox_fixtures import (at_the_warehouse, pending_approval, place, stage_in_store, templates_sent,
+                                    wait_cancelled)
 
 POLICY = load_policy()
 
@@ -59,47 +59,6 @@ def test_refund_amounts_above_what_was_captured_are_refused():
 # ------------------------------------------------------------------ flows over the sandbox
 
 
-def _pending_approval(url, oid, timeout=60):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        with session(url) as s:
-            a = s.exec(select(Approval).where(Approval.order_id == oid, Approval.kind == "cancellation")).first()
-        if a and a.flow_run_id and a.status == "pending":
-            with get_client(sync_client=True) as c:
-                state = c.read_flow_run(a.flow_run_id).state
-            if state and state.is_paused():
-                return a
-        time.sleep(0.2)
-    raise AssertionError("no approval waiting")
-
-
-def _stage(url, sb, oid, stage):
-    with session(url) as s:
-        s.add(Order(id=oid, shop="sandbox.myshopify.com", name=sb.world.orders[oid].name, stage=stage,
-                    shopify_updated_at=datetime.now(timezone.utc)))
-        s.commit()
-
-
-def _at_the_warehouse(sb, url) -> int:
-    """A new order the 3PL is picking (in its system and in our store)."""
-    oid = place(sb)
-    sb.threepl.receive({"order_id": oid, "lines": [{"sku": "MUG", "quantity": 1}], "address": {}, "flags": []})
-    sb.threepl.advance(oid, "picking")
-    _stage(url, sb, oid, "picking")
-    return oid
-
-
-def _templates(sb, email):
-    return [m.headers.get("X-Aftercart-Template") for m in sb.mailbox.find(to=email)]
-
-
-def _wait_cancelled(sb, oid):
-    end = time.monotonic() + 10
-    while sb.world.orders[oid].cancelled_at is None and time.monotonic() < end:
-        time.sleep(0.05)
-    return sb.world.orders[oid].cancelled_at is not None
-
-
 @pytest.fixture
 def world(sop_world):
     return sop_world
@@ -114,7 +73,7 @@ def test_before_release_it_is_cancelled_refunded_and_restocked(world):
     out = cancellation_review(oid, "self_serve", "ordered twice", order_name=sb.world.orders[oid].name)
     assert (out["outcome"], out["rule"], out["refunded"]) == ("applied", "before_release", "62.00")
     o = sb.world.orders[oid]
-    assert _wait_cancelled(sb, oid) and o.cancel_reason == "CUSTOMER"
+    assert wait_cancelled(sb, oid) and o.cancel_reason == "CUSTOMER"
     assert sum(Decimal(str(r["amount"])) for r in o.refunds) == Decimal("62.00")
     assert "ac:cancel:approved" in o.tags and cap.available == available + 2  # restocked
     [mail] = sb.mailbox.find(to="ana@example.com")
@@ -127,19 +86,19 @@ def test_before_release_it_is_cancelled_refunded_and_restocked(world):
 def test_at_the_warehouse_the_3pl_pulls_it_back_first_and_ops_decide(world):
     s, url = world
     sb = s.sandbox
-    oid = _at_the_warehouse(sb, url)
+    oid = at_the_warehouse(sb, url)
     thread, result = start_in_thread(cancellation_review, oid, "email", "changed my mind", order_name=sb.world.orders[oid].name)
-    a = _pending_approval(url, oid)
+    a = pending_approval(url, oid)
     assert a.role == "ops" and "pulled it back" in a.asked and a.context["warehouse"]["pulled_back_from"] == "picking"
     assert sb.threepl.orders[oid].status == "cancelled"  # asked before the approver
     assert "ac:cancel:requested" in sb.world.orders[oid].tags
-    assert _templates(sb, "dana@example.com") == ["cancellation_received"]
+    assert templates_sent(sb, "dana@example.com") == ["cancellation_received"]
     resume_waiting_run(a.flow_run_id, {"decision": "approve", "approver": "ops@sandbox.test", "note": "pulled"})
     thread.join(60)
     assert result.get("value", result)["outcome"] == "applied"
     o = sb.world.orders[oid]
-    assert _wait_cancelled(sb, oid) and "ac:cancel:requested" not in o.tags and "ac:cancel:approved" in o.tags
-    assert _templates(sb, "dana@example.com") == ["cancellation_received", "cancellation_approved"]
+    assert wait_cancelled(sb, oid) and "ac:cancel:requested" not in o.tags and "ac:cancel:approved" in o.tags
+    assert templates_sent(sb, "dana@example.com") == ["cancellation_received", "cancellation_approved"]
     with session(url) as db:  # the 3PL was asked once, not again when applying
         assert len(db.exec(select(Effect).where(Effect.kind == "3pl_cancel")).all()) == 1
 
@@ -148,7 +107,7 @@ def test_after_shipping_it_is_denied_with_return_instructions(world):
     s, url = world
     sb = s.sandbox
     oid = place(sb)
-    _stage(url, sb, oid, "in_transit")
+    stage_in_store(url, sb, oid, "in_transit")
     out = cancellation_review(oid, "email", "too slow", order_name=sb.world.orders[oid].name)
     assert (out["outcome"], out["rule"]) == ("denied", "after_shipping")
     o = sb.world.orders[oid]
@@ -183,17 +142,17 @@ def test_flagged_and_manual_orders_wait_for_the_policys_role(world, over, role, 
     sb = s.sandbox
     oid = place(sb, **over)
     thread, result = start_in_thread(cancellation_review, oid, "email", "", order_name=sb.world.orders[oid].name)
-    a = _pending_approval(url, oid)
+    a = pending_approval(url, oid)
     assert (a.role, a.rule) == (role, f"cancellation.rules.{rule}")
     manual = "ac:manual" in over.get("tags", [])
-    assert _templates(sb, "dana@example.com") == ([] if manual else ["cancellation_received"])
+    assert templates_sent(sb, "dana@example.com") == ([] if manual else ["cancellation_received"])
     approver = {"management": "owner@sandbox.test", "support": "support@sandbox.test"}[role]
     resume_waiting_run(a.flow_run_id, {"decision": "reject", "approver": approver, "note": "keep it"})
     thread.join(60)
     assert result.get("value", result)["outcome"] == "denied"
     o = sb.world.orders[oid]
     assert o.cancelled_at is None and "ac:cancel:denied" in o.tags
-    assert _templates(sb, "dana@example.com") == ([] if manual else ["cancellation_received", "cancellation_denied"])
+    assert templates_sent(sb, "dana@example.com") == ([] if manual else ["cancellation_received", "cancellation_denied"])
 
 
 def test_bad_requests_are_refused_with_the_error_recorded_and_nothing_applied(world):
@@ -205,7 +164,7 @@ def test_bad_requests_are_refused_with_the_error_recorded_and_nothing_applied(wo
     assert too_much["outcome"] == "refused" and "above what was captured" in too_much["error"]
     assert sb.world.orders[oid].cancelled_at is None
     assert cancellation_review(oid, "email")["outcome"] == "applied"
-    _wait_cancelled(sb, oid)
+    wait_cancelled(sb, oid)
     again = cancellation_review(oid, "chat")
     assert again["outcome"] == "refused" and "already cancelled" in again["error"]
     with session(url) as db:
@@ -221,7 +180,7 @@ def test_a_partial_refund_goes_through_refund_create_once(world):
     oid = place(sb)
     out = cancellation_review(oid, "email", "keep the cap", amount="18.00")
     assert (out["outcome"], out["refunded"]) == ("applied", "18.00")
-    assert _wait_cancelled(sb, oid)
+    assert wait_cancelled(sb, oid)
     assert [Decimal(str(r["amount"])) for r in sb.world.orders[oid].refunds] == [Decimal("18.00")]
 
 
@@ -229,11 +188,11 @@ def test_thirty_duplicate_requests_make_one_cancellation_one_refund_one_message_
     s, url = world
     sb = s.sandbox
     oid = place(sb)
-    _stage(url, sb, oid, "packed")
+    stage_in_store(url, sb, oid, "packed")
     sb.threepl.receive({"order_id": oid, "lines": [{"sku": "MUG", "quantity": 1}], "address": {}, "flags": []})
     channels = ["email", "chat", "self_serve", "social", "phone"]
     first, r0 = start_in_thread(cancellation_review, oid, "email", "first")
-    a = _pending_approval(url, oid)
+    a = pending_approval(url, oid)
     starts = [start_in_thread(cancellation_review, oid, channels[i % 5], f"again {i}") for i in range(24)]  # concurrent
     for t, _ in starts:
         t.join(120)
@@ -241,12 +200,12 @@ def test_thirty_duplicate_requests_make_one_cancellation_one_refund_one_message_
     resume_waiting_run(a.flow_run_id, {"decision": "approve", "approver": "ops@sandbox.test", "note": "ok"})
     first.join(60)
     assert r0.get("value", r0)["outcome"] == "applied"
-    _wait_cancelled(sb, oid)
+    wait_cancelled(sb, oid)
     later = [cancellation_review(oid, channels[i % 5], "late") for i in range(5)]  # after it is cancelled
     assert {x["outcome"] for x in later} == {"refused"}
     o = sb.world.orders[oid]
     assert sb.ops.applied.count(("cancel", oid)) == 1 and len(o.refunds) == 1
-    assert sorted(_templates(sb, "dana@example.com")) == ["cancellation_approved", "cancellation_received"]
+    assert sorted(templates_sent(sb, "dana@example.com")) == ["cancellation_approved", "cancellation_received"]
     joined = cancel_store.joined_requests(url, r0["value"]["request"])
     assert len(joined) == 24 and {j.channel for j in joined} == set(channels)  # each kept with its channel
 
@@ -262,7 +221,7 @@ def test_the_monthly_reasons_report_as_artifact_and_cli(world):
     a = place(sb)
     cancellation_review(a, "email", "Ordered twice")
     b = place(sb)
-    _stage(url, sb, b, "shipped")
+    stage_in_store(url, sb, b, "shipped")
     cancellation_review(b, "chat", "ordered twice")
     cancellation_review(999999, "chat", "typo")
     month = datetime.now(timezone.utc).strftime("%Y-%m")
@@ -325,7 +284,7 @@ def test_a_run_killed_right_after_the_refund_call_leaves_exactly_one_refund(worl
     assert (out["outcome"], out["request"], out["refunded"]) == ("applied", req.id, "18.00")
     assert [r["amount"] for r in sb.world.orders[oid].refunds] == ["18.00"]
     assert sb.ops.applied.count(("cancel", oid)) == 1
-    assert _templates(sb, "dana@example.com") == ["cancellation_approved"]
+    assert templates_sent(sb, "dana@example.com") == ["cancellation_approved"]
 
 
 def test_the_self_serve_link_starts_a_review_in_the_customers_language(world):
@@ -361,109 +320,3 @@ def test_the_self_serve_link_starts_a_review_in_the_customers_language(world):
         run = c.read_flow_run(run_id)
     assert run.name == f"cancellation-review {name}"
     assert run.parameters["channel"] == "self_serve" and run.parameters["order_id"] == oid
-
-
-def test_the_zombie_automation_is_installed_once(prefect_harness):
-    from aftercart.automations import ZOMBIE_AUTOMATION, install_automations
-
-    first, second = install_automations(), install_automations()
-    assert first in ([ZOMBIE_AUTOMATION], []) and second == []  # (another test may have installed it)
-    with get_client(sync_client=True) as c:
-        [a] = c.read_automations_by_name(ZOMBIE_AUTOMATION)
-    assert a.trigger.posture == "Proactive" and a.actions[0].state == "CRASHED"
-
-
-def test_the_zombie_automation_leaves_runs_waiting_for_a_person_alone_and_is_brought_up_to_date(prefect_harness):
-    """A run waiting for an approver sends no heartbeats (suspended: no process at all); the window
-    must end there, or every approval older than 90 s is marked Crashed and cannot be resumed. An
-    installation made with the older definition is updated in place."""
-    from aftercart.automations import ZOMBIE_AUTOMATION, install_automations, zombie_automation
-
-    install_automations()
-    with get_client(sync_client=True) as c:
-        [a] = c.read_automations_by_name(ZOMBIE_AUTOMATION)
-        assert {"prefect.flow-run.Suspended", "prefect.flow-run.Paused"} <= set(a.trigger.expect)
-        old = zombie_automation()
-        old.trigger.expect = {"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
-                              "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"}  # Prefect's documented one
-        c.update_automation(a.id, old)
-        assert "prefect.flow-run.Suspended" not in c.read_automations_by_name(ZOMBIE_AUTOMATION)[0].trigger.expect
-    assert install_automations() == [f"{ZOMBIE_AUTOMATION} (updated)"]
-    with get_client(sync_client=True) as c:
-        [a] = c.read_automations_by_name(ZOMBIE_AUTOMATION)
-    assert {"prefect.flow-run.Suspended", "prefect.flow-run.Paused"} <= set(a.trigger.expect)
-    assert install_automations() == []
-
-
-def test_a_suspended_review_resumed_by_the_cli_goes_straight_to_the_answer(world):
-    """The deployment run (served in-process, as `aftercart serve` does) suspends; the approver's
-    decision resumes it and it re-runs from the top. The re-run does not decide, tag, tell, ask the
-    3PL or notify again: those tasks ran once, before the wait (one decision row, one of each
-    message), and the approval is applied once."""
-    import asyncio
-    from collections import Counter
-
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-    from prefect.deployments import run_deployment
-
-    from aftercart.runner import InProcessRunner
-    from tasks.approvals_io import submit_decision
-    from tasks.db.models import Decision
-    from tests.helpers import wait_for
-
-    s, url = world
-    sb = s.sandbox
-    oid = _at_the_warehouse(sb, url)
-    with get_client(sync_client=True) as c:  # runs other tests left scheduled stay with the old deployment
-        try:
-            c.delete_deployment(c.read_deployment_by_name("cancellation-review/cancellation-review").id)
-        except Exception:  # noqa: BLE001 - no earlier deployment
-            pass
-    r = InProcessRunner(limit=4, query_seconds=0.2, pause_on_shutdown=False,
-                        in_process={"cancellation-review": cancellation_review})
-    r.add_deployment(cancellation_review.to_deployment(name="cancellation-review"))
-    thread, started = start_in_thread(asyncio.run, r.start())
-    try:
-        wait_for(lambda: getattr(r, "started", False) or "error" in started, 30, "the runner to start")
-        run = run_deployment("cancellation-review/cancellation-review", timeout=0, parameters={
-            "order_id": oid, "channel": "email", "reason": "changed my mind", "order_name": sb.world.orders[oid].name})
-
-        def state():
-            with get_client(sync_client=True) as c:
-                return c.read_flow_run(run.id).state
-
-        wait_for(lambda: state().name == "Suspended", 90, "the review to wait for ops")
-        a = _pending_approval(url, oid)
-        assert a.flow_run_id == str(run.id)
-        submit_decision(url, POLICY, a.id, "ops@sandbox.test", "approve", "pulled back", None)
-        final = wait_for(lambda: (st := state()).is_final() and st, 90, "the resumed review to finish")
-        assert final.is_completed(), final
-
-        def tasks():
-            with get_client(sync_client=True) as c:
-                found = c.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
-            return Counter(t.task_key.rsplit("-", 1)[0] for t in found)
-
-        ran = wait_for(lambda: (t := tasks())["update_request"] and t, 30, "the task runs to be recorded")
-    finally:
-        r.execute_in_background(r.astop).result(timeout=60)
-        thread.join(60)
-    # before the wait, once each; the re-run after the decision repeats none of them
-    assert {k: ran[k] for k in ("decide_request", "add_tags", "send_customer_message", "warehouse_has", "pull_back",
-                                "open_approval", "send_mail", "note_waiting_run")} == {
-        "decide_request": 1, "add_tags": 2, "send_customer_message": 2, "warehouse_has": 1, "pull_back": 1,
-        "open_approval": 1, "send_mail": len(POLICY.approvals.roles["ops"].approvers), "note_waiting_run": 1}
-    assert ran["load_order"] == 2 and ran["cancel_order"] == 1 and ran["decide"] == 1
-    # after the answer: the approval row read once on each side of the wait, the tags swapped in one
-    # request, and the decision's effect written with the request's closing
-    assert ran["read_approval"] == 3 and "remove_tags" not in ran and "note_effect" not in ran
-    with session(url) as db:
-        assert len(db.exec(select(Decision).where(Decision.sop == "cancellation",
-                                                  Decision.subject == f"order:{oid}")).all()) == 1
-        effect = db.exec(select(AuditLog).where(AuditLog.action == "approval.effect",
-                                                AuditLog.subject == f"approval:{a.id}")).one()
-    assert effect.detail["decision"] == "approve" and effect.detail["cancelled"] is True
-    o = sb.world.orders[oid]
-    assert _wait_cancelled(sb, oid) and "ac:cancel:approved" in o.tags and "ac:cancel:requested" not in o.tags
-    assert _templates(sb, o.email) == ["cancellation_received", "cancellation_approved"]
-    assert sb.ops.applied.count(("cancel", oid)) == 1
