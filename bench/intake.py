@@ -144,23 +144,19 @@ def main() -> None:
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
+    from bench import start_prefect
     from tests.helpers import free_port, wait_for as wait
 
     tmp = Path(tempfile.mkdtemp(prefix="aftercart-bench-intake-"))
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AFTERCART_"))}
     procs: list[subprocess.Popen] = []
-    server_log = tmp / "server.log"
+    server = server_log = None
     try:
         env = dict(base, PREFECT_SERVER_ANALYTICS_ENABLED="false", AFTERCART_DATA_DIR=str(tmp),
                    AFTERCART_WEBHOOK_SECRET=SECRET)
-        if not args.no_prefect:
-            port = free_port()
-            api = f"http://127.0.0.1:{port}/api"
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                env=dict(base, PREFECT_HOME=str(tmp / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false"),
-                stdout=open(server_log, "w"), stderr=subprocess.STDOUT))
-            wait(lambda: httpx.get(f"{api}/health").status_code == 200, 120, "the Prefect server")
+        if not args.no_prefect:  # as the other benchmarks and `aftercart up` start it (SQLite)
+            server, api, server_log, _ = start_prefect(tmp, dict(base, PREFECT_SERVER_ANALYTICS_ENABLED="false"),
+                                                       postgres=False)
             env["PREFECT_API_URL"] = api
         intake_port = free_port()
         env["AFTERCART_INTAKE_PORT"] = str(intake_port)
@@ -185,7 +181,7 @@ def main() -> None:
         five = sum(1 for s in r["statuses"] if s >= 500 or s == 0)
         with sqlite3.connect(tmp / "aftercart.db") as c:
             rows = c.execute("select count(*), count(distinct webhook_id) from webhook_inbox").fetchone()
-        drops = server_log.read_text(errors="replace").lower().count("queue is full") if server_log.exists() else 0
+        drops = server_log.read_text(errors="replace").lower().count("queue is full") if server_log else 0
         print(f"sent            {r['sent']} in {r['elapsed']:.1f} s ({r['sent'] / r['elapsed']:.0f}/s offered)")
         print(f"accepted/s      {ok / r['elapsed']:.0f}  ({ok} answered 200)")
         print(f"ack p50 / p99   {statistics.median(lat) * 1000:.1f} ms / {lat[int(0.99 * (len(lat) - 1))] * 1000:.1f} ms"
@@ -194,10 +190,12 @@ def main() -> None:
         print(f"inbox rows      {rows[0]} for {r['distinct']} distinct webhook ids ({rows[1]} distinct stored)")
         print(f"Prefect 'queue is full' warnings: {drops}")
     finally:
-        from bench import stop_process
+        from bench import stop_prefect, stop_process
 
         for p in reversed(procs):
             stop_process(p)
+        if server is not None:
+            stop_prefect(server, None)
 
 
 if __name__ == "__main__":
