@@ -352,9 +352,12 @@ def main() -> None:
               + (" (PostgreSQL's own not counted)" if args.prefect_postgres or args.prefect_redis else ""))
         lower = min(limit, r["orders"] / r["bound"]) if r["bound"] else limit
         print(f"burst / min(pure-decision limit, API bound) = {r['orders_per_s'] / lower:.3f}")
-        print(f"ours / naive         {r['orders_per_s'] / naive_rate:.1f}x "
-              f"(naive: {naive_rate:.2f} orders/s" + (" on the first plan's sample)" if args.naive_rate else
-                                                        f" on {args.naive_sample} orders)"), flush=True)
+        if naive_rate != naive_rate:  # --naive-sample 0
+            print("ours / naive         not measured (--naive-sample 0)", flush=True)
+        else:
+            print(f"ours / naive         {r['orders_per_s'] / naive_rate:.1f}x "
+                  f"(naive: {naive_rate:.2f} orders/s" + (" on the first plan's sample)" if args.naive_rate else
+                                                            f" on {args.naive_sample} orders)"), flush=True)
         if events_line:
             print(events_line, flush=True)
     print(f"\nPrefect server 'queue is full' warnings: {drops}")

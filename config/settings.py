@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
+    smtp_sessions: int = Field(default=4, ge=1, le=64, description="SMTP sessions a batch of customer messages is "
+                               "sent over at once (each message waits on the mail server's reply)")
     mail_from: str = "orders@sandbox.test"
 
     # Local services started by `aftercart up`

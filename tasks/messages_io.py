@@ -46,22 +46,22 @@ def _request(m: dict[str, Any]) -> dict[str, Any]:
 
 
 CHUNK = 25  # messages whose attempts are counted in one write
-SESSIONS = 4  # SMTP sessions sending at once: each message waits on the mail server's replies
 
 
-def deliver(database_url: str, messages: list[dict[str, Any]], sessions: int = SESSIONS) -> dict[str, int]:
+def deliver(database_url: str, messages: list[dict[str, Any]], sessions: int | None = None) -> dict[str, int]:
     """Send each message once (through the ledger) over a few SMTP sessions at once; a message that
     fails stays in the ledger as failed and is sent by the next resend.
 
-    The ledger rows are pending before anything is sent. The messages are shared among `sessions`
-    SMTP sessions by order (one order's messages go out on one session, in the order given), so the
-    waits on the mail server overlap. In each session, chunk by chunk: one write counts the chunk's
-    attempts, the chunk is sent, and one write confirms the sent messages (with their Message-IDs)
-    and records them. A customer's reply that arrives before that write still finds its order: the
-    Message-ID names the effect (comms_store.message_for_reply). A crash between a send and the
-    chunk's write leaves those messages pending; the resend sends them again (SMTP has no
-    idempotency key) with the same Message-IDs, so the customer's mail program shows each once. A
-    mail server that cannot be reached fails the call; what was not sent stays pending for the retry."""
+    The ledger rows are pending before anything is sent. The messages are shared among `sessions` SMTP
+    sessions (default: the `smtp_sessions` setting) by order (one order's messages go out on one
+    session, in the order given), so the waits on the mail server overlap. In each session, chunk by
+    chunk: one write counts the chunk's attempts, the chunk is sent, and one write confirms the sent
+    messages (with their Message-IDs) and records them. A customer's reply that arrives before that
+    write still finds its order: the Message-ID names the effect (comms_store.message_for_reply). A
+    crash between a send and the chunk's write leaves those messages pending; the resend sends them
+    again (SMTP has no idempotency key) with the same Message-IDs, so the customer's mail program shows
+    each once. A mail server that cannot be reached fails the call; what was not sent stays pending for
+    the retry."""
     from concurrent.futures import ThreadPoolExecutor
 
     counts = {"sent": 0, "already_sent": 0, "failed": 0}
@@ -72,8 +72,9 @@ def deliver(database_url: str, messages: list[dict[str, Any]], sessions: int = S
     counts["already_sent"] = len(messages) - len(todo)
     if not todo:
         return counts
-    m_client = mailer(load_settings())
-    n = max(1, min(sessions, -(-len(todo) // CHUNK)))
+    settings = load_settings()
+    m_client = mailer(settings)
+    n = max(1, min(sessions or settings.smtp_sessions, -(-len(todo) // CHUNK)))
     shares: list[list[dict[str, Any]]] = [[] for _ in range(n)]
     for m in todo:
         shares[hash(m["order_id"]) % n].append(m)

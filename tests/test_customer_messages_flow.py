@@ -373,3 +373,7 @@ def test_a_batch_goes_out_over_several_smtp_sessions_each_message_once_and_each_
     assert len(rows) == 120 and len({r.message_id for r in rows}) == 120
     for o in range(30):  # one order's messages went out on one session, in the order given
         assert [r.effect_key.rsplit(":", 1)[1] for r in rows if r.order_id == 7000 + o] == steps
+    # without `sessions`, the smtp_sessions setting says how many (default 4; a mail provider may allow fewer)
+    monkeypatch.setenv("AFTERCART_SMTP_SESSIONS", "3")
+    more = [{**m, "effect_key": m["effect_key"] + ":again"} for m in messages]
+    assert deliver(url, more) == {"sent": 120, "already_sent": 0, "failed": 0} and len(opened) == 4 + 3
