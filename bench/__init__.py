@@ -12,12 +12,29 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def stop_process(proc: subprocess.Popen, grace: float = 20) -> None:
-    """Stop a process the benchmark started: SIGINT, then SIGKILL after `grace` seconds."""
+    """Stop a process the benchmark started and what it started: SIGINT, SIGKILL after `grace`
+    seconds; then every descendant seen meanwhile that is still alive gets SIGTERM, then SIGKILL
+    (a flow-run process the runner launched as it stopped, in a session of its own, or what a shell
+    started with &, which ignores SIGINT, would outlive it)."""
+    seen = set(tree(proc.pid))
     proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
+    deadline = time.monotonic() + grace
+    while proc.poll() is None and time.monotonic() < deadline:
+        seen |= set(tree(proc.pid))
+        time.sleep(0.2)
+    if proc.poll() is None:
         proc.kill()
+        proc.wait()
+    left = seen - {proc.pid}
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in left:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        end = time.monotonic() + 20
+        while time.monotonic() < end and any(_alive(p) for p in left):
+            time.sleep(0.2)
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -198,16 +215,6 @@ def _alive(pid: int) -> bool:
 
 
 def stop_prefect(server: subprocess.Popen, pg_dir: Path | None) -> None:
-    helpers = [p for p in tree(server.pid) if p != server.pid]  # redis and the services with --prefect-redis
-    stop_process(server)
-    for sig in (signal.SIGTERM, signal.SIGKILL):  # started with & by sh: SIGINT is ignored there
-        for pid in helpers:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and any(_alive(p) for p in helpers):
-            time.sleep(0.2)
+    stop_process(server)  # with redis and the services under --prefect-redis
     if pg_dir:
         subprocess.run([str(ROOT / "scripts" / "pg-test-server"), "stop", str(pg_dir)], check=False)
