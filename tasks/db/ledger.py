@@ -64,12 +64,7 @@ def perform_effect(
 
 def mark_effect_failed(url: str, effect_key: str, exc: BaseException) -> None:
     """Record why an effect failed (a confirmed one stays confirmed); the next attempt retries it."""
-    with session(url) as s:
-        row = s.exec(select(Effect).where(Effect.effect_key == effect_key)).first()
-        if row is not None and row.status != "confirmed":
-            row.status, row.last_error, row.updated_at = "failed", f"{type(exc).__name__}: {exc}"[:2000], utcnow()
-            s.add(row)
-            s.commit()
+    mark_effects_failed(url, [(effect_key, exc)])
 
 
 def count_attempts(url: str, effect_keys: list[str]) -> None:
