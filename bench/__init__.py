@@ -129,13 +129,12 @@ def start_prefect(tmp: Path, base: dict, postgres: bool, redis: bool = False):
 
     import httpx
 
+    from aftercart.up import PREFECT_SERVER_TUNING
     from tests.helpers import free_port, wait_for
 
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    from aftercart.up import PREFECT_SERVER_TUNING
-
     env = dict(base, PREFECT_HOME=str(tmp / "prefect"))
     if os.environ.get("AFTERCART_BENCH_PREFECT_DEFAULTS") != "1":  # to compare with Prefect's own defaults
         env.update(PREFECT_SERVER_TUNING)

@@ -95,9 +95,9 @@ def templates_sent(sb, email):
     return [m.headers.get("X-Aftercart-Template") for m in sb.mailbox.find(to=email)]
 
 
-def wait_cancelled(sb, oid):
-    """Whether the sandbox store cancels the order within 10 s (a cancel runs as a job)."""
-    end = time.monotonic() + 10
+def wait_cancelled(sb, oid, timeout: float = 10):
+    """Whether the sandbox store cancels the order within `timeout` seconds (a cancel runs as a job)."""
+    end = time.monotonic() + timeout
     while sb.world.orders[oid].cancelled_at is None and time.monotonic() < end:
         time.sleep(0.05)
     return sb.world.orders[oid].cancelled_at is not None

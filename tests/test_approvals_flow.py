@@ -15,7 +15,7 @@ from tasks.db.engine import session
 from tasks.db.models import AuditLog, Decision
 from tests.approval_demo import cancellation_needing_ops
 from tests.helpers import free_port, start_in_thread
-from tests.sandbox_fixtures import place, served_sandbox
+from tests.sandbox_fixtures import place, served_sandbox, wait_cancelled
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -63,10 +63,7 @@ def test_pause_refuse_audit_then_resume_and_apply(world):
     resume_waiting_run(a.flow_run_id, {"decision": "approve", "approver": "ops@sandbox.test", "note": "ok"})
     thread.join(60)
     assert result["value"] == {"decision": "approve", "approver": "ops@sandbox.test", "by_policy": False}
-    deadline = time.monotonic() + 5
-    while s.sandbox.world.orders[oid].cancelled_at is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert s.sandbox.world.orders[oid].cancelled_at is not None
+    assert wait_cancelled(s.sandbox, oid, timeout=5)
     with session(url) as db:
         audit = [(r.actor, r.action) for r in db.exec(select(AuditLog).order_by(AuditLog.id)).all()]
         decisions = db.exec(select(Decision).where(Decision.sop == "approvals")).all()

@@ -16,7 +16,7 @@ from tasks.db import edit_store
 from tasks.db.engine import session
 from tasks.db.models import Approval, EditRequest
 from tests.helpers import start_in_thread
-from tests.sandbox_fixtures import place
+from tests.sandbox_fixtures import place, templates_sent, wait_cancelled
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -54,7 +54,7 @@ def _approvals(url, oid, n=1, timeout=60):
 
 
 def _templates(sb, email="dana@example.com"):
-    return [m.headers.get("X-Aftercart-Template") for m in sb.mailbox.find(to=email)]
+    return templates_sent(sb, email)
 
 
 def _qty(sb, oid, sku):
@@ -217,9 +217,7 @@ def test_unknown_and_cancelled_orders_are_refused(world):
     assert "does not exist" in order_edit(999999, {"kind": "contact_change", "phone": "1"}, "chat")["error"]
     oid = place(sb)
     sb.ops.cancel(sb.world.orders[oid], "CUSTOMER", True, False, None)
-    end = time.monotonic() + 5
-    while sb.world.orders[oid].cancelled_at is None and time.monotonic() < end:
-        time.sleep(0.05)
+    wait_cancelled(sb, oid, timeout=5)
     assert order_edit(oid, {"kind": "contact_change", "phone": "1"}, "chat")["error"] == "the order is cancelled"
 
 
